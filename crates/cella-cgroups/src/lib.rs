@@ -22,6 +22,9 @@ mod path;
 mod v1;
 mod v2;
 
+#[cfg(test)]
+mod plan_tests;
+
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 

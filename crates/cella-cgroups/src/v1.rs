@@ -18,16 +18,16 @@ const EMPTY_TIMEOUT: Duration = Duration::from_secs(5);
 const RMDIR_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
-struct Hier {
-    mount: CgroupMount,
-    dir: PathBuf,
+pub(crate) struct Hier {
+    pub(crate) mount: CgroupMount,
+    pub(crate) dir: PathBuf,
 }
 
 /// cgroup v1 driver: one directory per mounted v1 hierarchy (plus the
 /// cgroup2 mount on hybrid hosts).
 #[derive(Debug)]
 pub struct V1Manager {
-    hiers: Vec<Hier>,
+    pub(crate) hiers: Vec<Hier>,
     unified: Option<Hier>,
     created: Vec<PathBuf>,
 }
