@@ -1,5 +1,7 @@
 //! Compiling `linux.seccomp` to a BPF program, and installing it.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -111,6 +113,9 @@ impl Filter {
     /// - `syscalls[].names`: names libseccomp does not know for this architecture are
     ///   skipped and listed by [`Filter::skipped_syscalls`].
     /// - A rule whose action equals the default action is redundant and skipped.
+    /// - Two unconditional rules for one syscall with different actions are refused.
+    ///   When a syscall has an unconditional rule and conditional rules with other
+    ///   actions, libseccomp gives the unconditional rule precedence (as under runc).
     /// - `args`: AND-ed into one rule, unless two of them compare the same argument
     ///   index; then, as in runc, each becomes a rule of its own (OR).
     ///   `SCMP_CMP_MASKED_EQ` matches `(arg & value) == valueTwo`; `valueTwo` on any
@@ -296,6 +301,10 @@ fn compile(spec: &LinuxSeccomp) -> Result<Compiled, Error> {
     let mut notify = false;
     let mut skipped = Vec::new();
     let mut rules = 0usize;
+    // Unconditional rules added so far: syscall number -> (action, field of its name).
+    // libseccomp keeps the first of two unconditional rules with different actions and
+    // silently drops the second, so such a conflict is refused here.
+    let mut unconditional: HashMap<i32, (ScmpAction, String)> = HashMap::new();
     for (i, call) in syscalls.iter().enumerate() {
         let field = format!("{PREFIX}.syscalls[{i}]");
         if call.names().is_empty() {
@@ -346,6 +355,24 @@ fn compile(spec: &LinuxSeccomp) -> Result<Compiled, Error> {
                 });
                 continue;
             };
+            if rule_sets.iter().any(|set| set.is_empty()) {
+                match unconditional.entry(syscall.as_raw_syscall()) {
+                    Entry::Occupied(earlier) if earlier.get().0 != act => {
+                        return Err(Error::invalid(
+                            name_field,
+                            format!(
+                                "syscall {name:?} already has an unconditional rule with a \
+                                 different action at {}; keep one of them",
+                                earlier.get().1
+                            ),
+                        ));
+                    }
+                    Entry::Occupied(_) => {}
+                    Entry::Vacant(slot) => {
+                        slot.insert((act, name_field.clone()));
+                    }
+                }
+            }
             for set in &rule_sets {
                 ctx.add_rule_conditional(act, syscall, set)
                     .map_err(libseccomp_err(
@@ -585,12 +612,14 @@ fn kernel_flags(spec: &LinuxSeccomp, notify: bool) -> Result<libc::c_ulong, Erro
         };
         match probe_flags(bit | listener) {
             Ok(()) => {}
-            Err(libc::EINVAL) => return Err(Error::invalid(
-                field,
-                format!(
+            Err(libc::EINVAL) => {
+                return Err(Error::invalid(
+                    field,
+                    format!(
                     "{flag} is not supported by the running kernel (it needs {needs}); remove it"
                 ),
-            )),
+                ))
+            }
             Err(errno) => {
                 return Err(Error::io(
                     format!("{field}: checking kernel support for {flag}"),

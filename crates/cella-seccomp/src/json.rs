@@ -40,13 +40,13 @@ fn check_profile(value: &Value) -> Result<(), Error> {
         Some(v) => action(v, &format!("{PREFIX}.defaultAction"))?,
     }
     optional(obj, "defaultErrnoRet", PREFIX, u32_value)?;
-    if let Some(v) = obj.get("architectures") {
+    if let Some(v) = present(obj, "architectures") {
         let field = format!("{PREFIX}.architectures");
         for (i, a) in array(v, &field)?.iter().enumerate() {
             known::<Arch>(a, &format!("{field}[{i}]"), "architecture", ARCHES)?;
         }
     }
-    if let Some(v) = obj.get("flags") {
+    if let Some(v) = present(obj, "flags") {
         let field = format!("{PREFIX}.flags");
         for (i, f) in array(v, &field)?.iter().enumerate() {
             known::<LinuxSeccompFilterFlag>(f, &format!("{field}[{i}]"), "flag", FLAGS)?;
@@ -54,7 +54,7 @@ fn check_profile(value: &Value) -> Result<(), Error> {
     }
     optional(obj, "listenerPath", PREFIX, string)?;
     optional(obj, "listenerMetadata", PREFIX, string)?;
-    if let Some(v) = obj.get("syscalls") {
+    if let Some(v) = present(obj, "syscalls") {
         let field = format!("{PREFIX}.syscalls");
         for (i, call) in array(v, &field)?.iter().enumerate() {
             check_syscall(call, &format!("{field}[{i}]"))?;
@@ -285,4 +285,9 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// An optional property: absent and `null` both mean "not set".
+fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
 }
