@@ -1,0 +1,80 @@
+//! Capabilities: the five sets of process.capabilities applied exactly, nothing more.
+
+use std::collections::HashSet;
+
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+use crate::error::{Error, Result};
+
+/// The five sets, as the `caps` crate understands them.
+#[derive(Debug, Clone, Default)]
+pub struct CapSets {
+    pub bounding: CapsHashSet,
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
+}
+
+fn convert(field: &str, set: &Option<Capabilities>) -> Result<CapsHashSet> {
+    let supported: HashSet<Cap> = caps::runtime::thread_all_supported();
+    let mut out = CapsHashSet::new();
+    for c in set.iter().flatten() {
+        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let cap: Cap = name
+            .parse()
+            .map_err(|_| Error::spec(field, format!("unknown capability {name:?}")))?;
+        // A capability newer than this kernel cannot be granted; leaving it out is what the
+        // kernel would do anyway.
+        if supported.contains(&cap) {
+            out.insert(cap);
+        }
+    }
+    Ok(out)
+}
+
+impl CapSets {
+    /// Convert the spec's sets (absent sets are empty).
+    pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<CapSets> {
+        let Some(c) = c else { return Ok(CapSets::default()) };
+        Ok(CapSets {
+            bounding: convert("process.capabilities.bounding", c.bounding())?,
+            effective: convert("process.capabilities.effective", c.effective())?,
+            permitted: convert("process.capabilities.permitted", c.permitted())?,
+            inheritable: convert("process.capabilities.inheritable", c.inheritable())?,
+            ambient: convert("process.capabilities.ambient", c.ambient())?,
+        })
+    }
+
+    /// Drop from the bounding set everything not listed. Needs CAP_SETPCAP, so it runs
+    /// before the switch to the container user.
+    pub fn apply_bounding(&self) -> Result<()> {
+        for cap in caps::runtime::thread_all_supported() {
+            if !self.bounding.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Init(format!("dropping {cap} from the bounding set: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Set the permitted, inheritable, effective and ambient sets (after the user switch,
+    /// with PR_SET_KEEPCAPS having kept the permitted set).
+    pub fn apply_rest(&self) -> Result<()> {
+        let set = |which: CapSet, v: &CapsHashSet, name: &str| {
+            caps::set(None, which, v).map_err(|e| Error::Init(format!("setting the {name} capability set: {e}")))
+        };
+        // Permitted must be a superset of effective and inheritable's new entries; set it first
+        // while effective still holds what we need to raise others.
+        set(CapSet::Inheritable, &self.inheritable, "inheritable")?;
+        set(CapSet::Permitted, &self.permitted, "permitted")?;
+        set(CapSet::Effective, &self.effective, "effective")?;
+        caps::clear(None, CapSet::Ambient).map_err(|e| Error::Init(format!("clearing the ambient capability set: {e}")))?;
+        for cap in &self.ambient {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
+                Error::Init(format!("raising {cap} in the ambient set (it must also be permitted and inheritable): {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,718 @@
+//! Container life cycle in the runtime process: create, start, state, kill, delete, list.
+//! The runtime never stays resident: `create` leaves the init blocked on the exec fifo and
+//! exits; `start` releases it.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cella_cgroups::{CgroupManager, CgroupPath, Layout};
+use oci_spec::runtime::LinuxNamespaceType;
+use rustix::fs::{Mode, OFlags};
+use serde::Serialize;
+
+use crate::error::{Context, Error, Result};
+use crate::init::{self, Gate, InitArgs};
+use crate::spec::{self, Config};
+use crate::state::{self, ContainerDir, Record, StateRoot};
+use crate::sync::{self, Channel, Msg};
+use crate::{hooks, sys};
+
+/// How `create` leaves the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode_ {
+    /// Blocked on the exec fifo until `start` (runc create).
+    Detached,
+    /// Waiting on the channel; the caller starts and waits for it (run in the foreground).
+    Foreground,
+}
+
+/// Options of `create`.
+#[derive(Debug)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    /// A connected unix socket to send the pty master to (process.terminal).
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub mode: Mode_,
+}
+
+/// A container `create` made.
+#[derive(Debug)]
+pub struct Created {
+    pub id: String,
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    /// The channel to the init (Foreground mode).
+    chan: Option<Channel>,
+    config: Config,
+    cgroup: Box<dyn CgroupManager>,
+    dir: Option<ContainerDir>,
+}
+
+/// The status values of the runtime spec (plus paused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What `state` prints (the runtime-spec state, plus runc's extra fields).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateReport {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Undoes a half-made create on drop unless disarmed.
+struct Undo {
+    pidfd: Option<OwnedFd>,
+    pid: i32,
+    cgroup: Option<Box<dyn CgroupManager>>,
+    dir: Option<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(fd) = &self.pidfd {
+            let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+            reap(self.pid);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn reap(pid: i32) {
+    let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+}
+
+/// Create a container from `opts.bundle`.
+pub fn create(root: &StateRoot, opts: CreateOptions) -> Result<Created> {
+    crate::id::validate(&opts.id)?;
+    let config = spec::load_bundle(&opts.bundle)?;
+    create_from_config(root, opts, config)
+}
+
+/// Create a container from an already validated config (the friendly command builds one in
+/// memory).
+pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config) -> Result<Created> {
+    let spec_ = &config.spec;
+    let linux = spec_.linux().as_ref().expect("validated");
+    let namespaces = spec::namespaces(spec_);
+    let seccomp = match linux.seccomp() {
+        Some(s) => Some(cella_seccomp::Filter::from_spec(s)?),
+        None => None,
+    };
+    if let Some(console) = &opts.console_socket {
+        let _ = console;
+    } else if spec_.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
+        return Err(Error::spec("process.terminal", "is true but no --console-socket was given to receive the terminal"));
+    }
+
+    let dir = root.create(&opts.id)?;
+    let mut undo = Undo {
+        pidfd: None,
+        pid: 0,
+        cgroup: None,
+        dir: Some(dir.path.clone()),
+        armed: true,
+    };
+    let mut record = Record {
+        oci_version: spec::OCI_VERSION.to_string(),
+        id: opts.id.clone(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: config.bundle.clone(),
+        rootfs: config.rootfs.clone(),
+        created: state::rfc3339_now(),
+        annotations: spec_.annotations().clone().unwrap_or_default().into_iter().collect(),
+        cgroup_path: String::new(),
+        cgroup_created: Vec::new(),
+        started: false,
+    };
+    let cg_path = CgroupPath::resolve(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), &opts.id)?;
+    record.cgroup_path = cg_path.as_str().to_string();
+    // Recorded before anything exists, so a crash from here on can be cleaned by delete.
+    dir.write(&record)?;
+    dir.write_config(spec_)?;
+
+    let layout = Layout::detect()?;
+    let mut cgroup = cella_cgroups::open(layout, &cg_path)?;
+    cgroup.create()?;
+    record.cgroup_created = cgroup.created_dirs();
+    dir.write(&record)?;
+    if let Some(r) = linux.resources() {
+        cgroup.apply(r)?;
+    }
+    let cgroup_fd = cgroup.unified_dir_fd()?;
+    let cgroup_mounts = cgroup.container_mounts();
+    undo.cgroup = Some(cgroup);
+
+    let gate = match opts.mode {
+        Mode_::Detached => {
+            let fifo = dir.fifo_path();
+            rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o622), 0)
+                .ctx(|| format!("creating {}", fifo.display()))?;
+            Gate::Fifo(rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).ctx(|| format!("opening {}", fifo.display()))?)
+        }
+        Mode_::Foreground => Gate::Channel,
+    };
+
+    let mut join = Vec::new();
+    let mut parent_join = Vec::new();
+    for (t, p) in namespaces.entries() {
+        if let Some(p) = p {
+            let fd = rustix::fs::open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .ctx(|| format!("linux.namespaces: opening {} namespace {}", spec::ns_name(*t), p.display()))?;
+            if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                parent_join.push((*t, fd));
+            } else {
+                join.push((*t, fd));
+            }
+        }
+    }
+    let mut flags: u64 = 0;
+    for (t, p) in namespaces.entries() {
+        if p.is_some() {
+            continue;
+        }
+        flags |= match t {
+            LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+            LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+            LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+            LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+            // The cgroup namespace is made by the init once it is in its cgroup; the time
+            // namespace by the runtime (below) so its offsets can be written first.
+            LinuxNamespaceType::Cgroup | LinuxNamespaceType::Time => 0,
+        } as u64;
+    }
+    let restore = enter_parent_namespaces(&parent_join, linux, &namespaces)?;
+
+    let (parent_end, child_end) = sync::pair()?;
+    let parent_pid = rustix::process::getpid().as_raw_nonzero().get();
+    let close_now = vec![parent_end.as_fd().as_raw_fd(), dir.lock_raw_fd()];
+    let forked = sys::clone3_fork(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    let forked = match forked {
+        Ok(f) => f,
+        Err(e) => {
+            restore.restore();
+            return Err(e).ctx(|| "clone3 of the container init with its namespaces".to_string());
+        }
+    };
+    let (pid, pidfd) = match forked {
+        sys::Forked::Child => {
+            let args = InitArgs {
+                config: &config,
+                id: &opts.id,
+                namespaces,
+                join,
+                gate,
+                console_socket: opts.console_socket,
+                cgroup_mounts,
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                preserve_fds: opts.preserve_fds,
+                close_now,
+                parent_pid,
+                seccomp: seccomp.as_ref(),
+            };
+            std::mem::forget(undo);
+            init::run(args, child_end)
+        }
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    restore.restore();
+    drop(child_end);
+    drop(gate);
+    drop(join);
+    undo.pid = pid;
+    undo.pidfd = Some(pidfd.try_clone().ctx(|| "dup pidfd".to_string())?);
+
+    if cgroup_fd.is_none() {
+        undo.cgroup.as_ref().expect("set above").add_pid(pid)?;
+    }
+    if namespaces.new(LinuxNamespaceType::User) {
+        write_id_maps(pid, linux)?;
+    }
+    parent_end.send(&Msg::Go)?;
+    record.pid = pid;
+    record.pid_start_time = sys::process_start_time(pid).unwrap_or(0);
+
+    loop {
+        match parent_end.recv()? {
+            Some((Msg::RunHooks, _)) => {
+                let state = state_json_for_hooks(&opts.id, pid, "creating", &config);
+                let h = spec_.hooks().as_ref().expect("hooks requested");
+                hooks::run_all("prestart", h.prestart().as_ref(), &state)?;
+                hooks::run_all("createRuntime", h.create_runtime().as_ref(), &state)?;
+                parent_end.send(&Msg::HooksDone)?;
+            }
+            Some((Msg::SeccompFd, fd)) => {
+                let fd = fd.ok_or_else(|| Error::Init("seccomp listener fd missing".into()))?;
+                let s = linux.seccomp().as_ref().expect("filter came from the spec");
+                let path = s.listener_path().as_ref().ok_or_else(|| {
+                    Error::spec("linux.seccomp.listenerPath", "is required when a syscall uses SCMP_ACT_NOTIFY")
+                })?;
+                let state_json = state_json_for_hooks(&opts.id, pid, "creating", &config);
+                let state: oci_spec::runtime::State = serde_json::from_slice(&state_json).map_err(|e| Error::Init(format!("state for the seccomp agent: {e}")))?;
+                let msg = cella_seccomp::process_state_json(pid, s.listener_metadata().as_deref(), &state)?;
+                cella_seccomp::send_listener(fd.as_fd(), &path.to_string_lossy(), &msg)?;
+            }
+            Some((Msg::Ready, _)) => break,
+            Some((Msg::Error(e), _)) => return Err(Error::Init(e)),
+            Some((m, _)) => return Err(Error::Init(format!("protocol error: unexpected {m:?} from the container init"))),
+            None => {
+                return Err(Error::Init(format!(
+                    "the container init exited during setup ({})",
+                    describe_exit(pid)
+                )))
+            }
+        }
+    }
+
+    dir.write(&record)?;
+    if let Some(pf) = &opts.pid_file {
+        state::write_atomic(pf, pid.to_string().as_bytes())?;
+    }
+    let cgroup = undo.cgroup.take().expect("set above");
+    undo.armed = false;
+    let dir_opt;
+    let chan = match opts.mode {
+        Mode_::Detached => {
+            parent_end.send(&Msg::Commit)?;
+            dir_opt = None;
+            None
+        }
+        Mode_::Foreground => {
+            dir_opt = Some(dir);
+            Some(parent_end)
+        }
+    };
+    Ok(Created {
+        id: opts.id,
+        pid,
+        pidfd,
+        chan,
+        config,
+        cgroup,
+        dir: dir_opt,
+    })
+}
+
+/// Saved namespaces of the runtime, restored after clone.
+struct Restore {
+    saved: Vec<(i32, OwnedFd)>,
+}
+
+impl Restore {
+    fn restore(self) {
+        for (nstype, fd) in &self.saved {
+            // SAFETY: setns back into the namespace we were in; fd is a valid ns fd.
+            unsafe { libc::setns(fd.as_raw_fd(), *nstype) };
+        }
+    }
+}
+
+/// Join the pid and time namespaces given by path (they take effect for children only), or
+/// make a new time namespace and write its offsets before any process enters it.
+fn enter_parent_namespaces(join: &[(LinuxNamespaceType, OwnedFd)], linux: &oci_spec::runtime::Linux, ns: &spec::NamespaceSet) -> Result<Restore> {
+    let mut saved = Vec::new();
+    let new_time = ns.new(LinuxNamespaceType::Time);
+    if !join.is_empty() || new_time {
+        for (name, t) in [("pid_for_children", libc::CLONE_NEWPID), ("time_for_children", libc::CLONE_NEWTIME)] {
+            if let Ok(fd) = rustix::fs::open(format!("/proc/self/ns/{name}"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+                saved.push((t, fd));
+            }
+        }
+    }
+    let restore = Restore { saved };
+    for (t, fd) in join {
+        // SAFETY: setns on an ns fd we opened; affects only our future children for pid/time.
+        if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            restore.restore();
+            return Err(e).ctx(|| format!("joining the {} namespace given in linux.namespaces", spec::ns_name(*t)));
+        }
+    }
+    if new_time {
+        let r = (|| -> Result<()> {
+            // SAFETY: CLONE_NEWTIME only changes the time namespace of our future children; it
+            // does not affect memory or file descriptors this process relies on.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWTIME) }.ctx(|| "creating the time namespace".to_string())?;
+            let mut text = String::new();
+            for (clock, off) in linux.time_offsets().iter().flatten() {
+                text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+            }
+            if !text.is_empty() {
+                std::fs::write("/proc/self/timens_offsets", &text).ctx(|| format!("linux.timeOffsets: writing {text:?}"))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            restore.restore();
+            return Err(e);
+        }
+    }
+    Ok(restore)
+}
+
+fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let uid = fmt(linux.uid_mappings());
+    let gid = fmt(linux.gid_mappings());
+    std::fs::write(format!("/proc/{pid}/uid_map"), &uid).ctx(|| format!("linux.uidMappings: writing {uid:?} to /proc/{pid}/uid_map"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &gid).ctx(|| format!("linux.gidMappings: writing {gid:?} to /proc/{pid}/gid_map"))?;
+    Ok(())
+}
+
+fn describe_exit(pid: i32) -> String {
+    match rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, st))) => {
+            if let Some(c) = st.exit_status() {
+                format!("exit status {c}")
+            } else if let Some(s) = st.terminating_signal() {
+                format!("killed by signal {s}")
+            } else {
+                "unknown status".into()
+            }
+        }
+        _ => "no status".into(),
+    }
+}
+
+/// The state JSON given to hooks on stdin.
+pub fn state_json_for_hooks(id: &str, pid: i32, status: &str, cfg: &Config) -> Vec<u8> {
+    let annotations: BTreeMap<String, String> = cfg.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    let v = serde_json::json!({
+        "ociVersion": spec::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": cfg.bundle,
+        "annotations": annotations,
+    });
+    serde_json::to_vec(&v).expect("json")
+}
+
+impl Created {
+    /// Foreground mode: let the init exec, run poststart hooks, and mark the container running.
+    pub fn start(&mut self) -> Result<()> {
+        let chan = self.chan.as_ref().ok_or_else(|| Error::Init("start: not a foreground container".into()))?;
+        chan.send(&Msg::Start)?;
+        // The init's end closes at exec (O_CLOEXEC); an Error message means exec failed.
+        match chan.recv()? {
+            None => {}
+            Some((Msg::Error(e), _)) => return Err(Error::Init(e)),
+            Some((m, _)) => return Err(Error::Init(format!("protocol error: unexpected {m:?}"))),
+        }
+        if let Some(dir) = &self.dir {
+            let mut rec = dir.read()?;
+            rec.started = true;
+            dir.write(&rec)?;
+        }
+        let state = state_json_for_hooks(&self.id, self.pid, "running", &self.config);
+        if let Some(h) = self.config.spec.hooks() {
+            hooks::run_all("poststart", h.poststart().as_ref(), &state)?;
+        }
+        Ok(())
+    }
+
+    /// The container's cgroup.
+    pub fn cgroup(&self) -> &dyn CgroupManager {
+        self.cgroup.as_ref()
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Release the state dir lock (so other commands can act on the container while the
+    /// caller waits for it).
+    pub fn unlock(&mut self) {
+        self.dir = None;
+    }
+}
+
+/// Status of a recorded container.
+pub fn status_of(dir: &ContainerDir, rec: &Record) -> Status {
+    if rec.pid <= 0 {
+        return Status::Stopped;
+    }
+    let alive = sys::process_start_time(rec.pid) == Some(rec.pid_start_time) && !matches!(sys::process_state(rec.pid), Some('Z') | Some('X') | None);
+    if !alive {
+        return Status::Stopped;
+    }
+    if let Ok(cg) = open_cgroup(rec) {
+        if cg.is_frozen().unwrap_or(false) {
+            return Status::Paused;
+        }
+    }
+    if dir.fifo_path().exists() {
+        Status::Created
+    } else {
+        Status::Running
+    }
+}
+
+fn open_cgroup(rec: &Record) -> Result<Box<dyn CgroupManager>> {
+    let layout = Layout::detect()?;
+    let path = CgroupPath::resolve(Some(&rec.cgroup_path), &rec.id)?;
+    Ok(cella_cgroups::open_existing(layout, &path, rec.cgroup_created.clone())?)
+}
+
+fn report(dir: &ContainerDir, rec: Record) -> StateReport {
+    let status = status_of(dir, &rec);
+    StateReport {
+        oci_version: rec.oci_version,
+        id: rec.id,
+        pid: if status == Status::Stopped { 0 } else { rec.pid },
+        status,
+        bundle: rec.bundle,
+        rootfs: rec.rootfs,
+        created: rec.created,
+        owner: String::new(),
+        annotations: rec.annotations,
+    }
+}
+
+/// `state ID`.
+pub fn state(root: &StateRoot, id: &str) -> Result<StateReport> {
+    let dir = root.open_shared(id)?;
+    let rec = dir.read()?;
+    Ok(report(&dir, rec))
+}
+
+/// `list`.
+pub fn list(root: &StateRoot) -> Result<Vec<StateReport>> {
+    let mut out = Vec::new();
+    for id in root.list()? {
+        if let Ok(dir) = root.open_shared(&id) {
+            if let Ok(rec) = dir.read() {
+                out.push(report(&dir, rec));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `start ID`: release a created container's init.
+pub fn start(root: &StateRoot, id: &str) -> Result<()> {
+    let dir = root.open(id)?;
+    let mut rec = dir.read()?;
+    let status = status_of(&dir, &rec);
+    if status != Status::Created {
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            what: "only a created container can be started".into(),
+        });
+    }
+    let config = dir.read_config()?;
+    let fifo = dir.fifo_path();
+    let rd = rustix::fs::open(&fifo, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()).ctx(|| format!("opening {}", fifo.display()))?;
+    let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"), rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("pidfd_open({})", rec.pid))?;
+    // Wait for the init's "0" (it opens the fifo for writing as soon as we hold the read end),
+    // then for EOF, which comes when exec closes its O_CLOEXEC write end.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut buf = [0u8; 4096];
+        match rustix::io::read(&rd, &mut buf) {
+            Ok(0) if !got.is_empty() => break,
+            Ok(n) if n > 0 => {
+                got.extend_from_slice(&buf[..n]);
+                continue;
+            }
+            Ok(_) | Err(rustix::io::Errno::AGAIN) => {}
+            Err(e) => return Err(e).ctx(|| format!("reading {}", fifo.display())),
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Init(format!("container {id:?} did not start within 60s")));
+        }
+        let mut fds = [
+            rustix::event::PollFd::new(&rd, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
+        ];
+        let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
+        let _ = rustix::event::poll(&mut fds, Some(&ts));
+        if fds[1].revents().contains(rustix::event::PollFlags::IN) && fds[0].revents().is_empty() {
+            let _ = std::fs::remove_file(&fifo);
+            return Err(Error::Init(format!("container {id:?} init exited before it could be started")));
+        }
+    }
+    let _ = std::fs::remove_file(&fifo);
+    if got.len() > 1 {
+        // The init wrote "0" then an error: exec failed.
+        return Err(Error::Init(String::from_utf8_lossy(&got[1..]).trim().to_string()));
+    }
+    rec.started = true;
+    dir.write(&rec)?;
+    let cfg = Config {
+        rootfs: rec.rootfs.clone(),
+        bundle: rec.bundle.clone(),
+        mounts: Vec::new(),
+        spec: config,
+    };
+    if let Some(h) = cfg.spec.hooks() {
+        let state = state_json_for_hooks(id, rec.pid, "running", &cfg);
+        hooks::run_all("poststart", h.poststart().as_ref(), &state)?;
+    }
+    Ok(())
+}
+
+/// `kill ID SIGNAL` (`all`: every process in the container's cgroup).
+pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
+    let dir = root.open_shared(id)?;
+    let rec = dir.read()?;
+    let status = status_of(&dir, &rec);
+    if all {
+        return Ok(open_cgroup(&rec)?.kill_all(signal)?);
+    }
+    if status == Status::Stopped {
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            what: "cannot signal a stopped container".into(),
+        });
+    }
+    signal_pid(rec.pid, signal)
+}
+
+fn signal_pid(pid: i32, signal: i32) -> Result<()> {
+    let fd = rustix::process::pidfd_open(rustix::process::Pid::from_raw(pid).expect("pid > 0"), rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("pidfd_open({pid})"))?;
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number and no siginfo.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| format!("sending signal {signal} to pid {pid}"));
+    }
+    Ok(())
+}
+
+/// `delete [--force] ID`.
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
+    let dir = root.open(id)?;
+    let rec = dir.read()?;
+    let status = status_of(&dir, &rec);
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            what: "cannot delete a container that is not stopped; stop it first or use --force".into(),
+        });
+    }
+    let mut problems = Vec::new();
+    let cgroup = open_cgroup(&rec);
+    if status != Status::Stopped {
+        if let Ok(cg) = &cgroup {
+            if status == Status::Paused {
+                let _ = cg.thaw();
+            }
+        }
+        if let Err(e) = signal_pid(rec.pid, libc::SIGKILL) {
+            problems.push(e.to_string());
+        }
+        wait_gone(rec.pid, rec.pid_start_time);
+    }
+    match &cgroup {
+        Ok(cg) => {
+            if let Err(e) = cg.destroy() {
+                problems.push(e.to_string());
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    let config = dir.read_config().ok();
+    let bundle = rec.bundle.clone();
+    let rootfs = rec.rootfs.clone();
+    let pid = rec.pid;
+    if let Err(e) = dir.remove() {
+        problems.push(e.to_string());
+    }
+    if let Some(spec) = config {
+        if let Some(h) = spec.hooks().clone() {
+            let cfg = Config {
+                spec,
+                bundle,
+                rootfs,
+                mounts: Vec::new(),
+            };
+            let state = state_json_for_hooks(id, pid, "stopped", &cfg);
+            // The spec: a failing poststop hook is logged, the rest still run.
+            for (i, hook) in h.poststop().iter().flatten().enumerate() {
+                if let Err(e) = hooks::run("poststop", i, hook, &state) {
+                    eprintln!("cella: warning: {e}");
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Init(format!("deleting container {id:?}: {}", problems.join("; "))))
+    }
+}
+
+/// Wait (up to 10 s) until `pid` with that start time is gone or a zombie.
+fn wait_gone(pid: i32, start: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if sys::process_start_time(pid) != Some(start) || matches!(sys::process_state(pid), Some('Z') | Some('X') | None) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Path helpers for the CLI.
+pub fn bundle_default() -> PathBuf {
+    Path::new(".").to_path_buf()
+}

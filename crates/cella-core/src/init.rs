@@ -1,0 +1,410 @@
+//! The container's init: the code the cloned child runs, from its first instruction in the
+//! new namespaces to the execve of the user's program. It never returns: it either execs or
+//! reports an error to the runtime over the channel and exits.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use oci_spec::runtime::LinuxNamespaceType;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::Signal;
+
+use crate::caps::CapSets;
+use crate::error::{Context, Error, Result};
+use crate::mounts::MountKind;
+use crate::rootfs::{self, CgroupMount};
+use crate::spec::{Config, NamespaceSet};
+use crate::sync::{Channel, Msg};
+use crate::{console, hooks, process, resolve, sys};
+
+/// How the init waits for `start`.
+pub enum Gate {
+    /// `create`: block opening the exec fifo for writing until `start` opens it for reading.
+    Fifo(OwnedFd),
+    /// `run`: wait for a Start message on the channel.
+    Channel,
+}
+
+/// Everything the init needs; built by the runtime before clone and inherited by copy.
+pub struct InitArgs<'a> {
+    pub config: &'a Config,
+    pub id: &'a str,
+    pub namespaces: NamespaceSet,
+    /// Opened namespace files to join (setns), except pid and time (joined by the parent).
+    pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
+    pub gate: Gate,
+    /// A connected console socket, when process.terminal is set.
+    pub console_socket: Option<OwnedFd>,
+    pub cgroup_mounts: Vec<CgroupMount>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// Fds of the runtime that the init must close at once (the parent's channel end, the
+    /// state dir lock).
+    pub close_now: Vec<RawFd>,
+    pub parent_pid: i32,
+    pub seccomp: Option<&'a cella_seccomp::Filter>,
+}
+
+/// The child's entry point. Never returns.
+pub fn run(args: InitArgs<'_>, chan: Channel) -> ! {
+    for fd in &args.close_now {
+        // SAFETY: these fds belong to the parent's objects, which this process will never use
+        // or drop (it leaves through exec or _exit).
+        unsafe { libc::close(*fd) };
+    }
+    let gate_for_errors = match &args.gate {
+        Gate::Fifo(_) => None,
+        Gate::Channel => Some(()),
+    };
+    match setup_and_exec(args, &chan) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = chan.send(&Msg::Error(e.to_string()));
+            if gate_for_errors.is_none() {
+                // After Commit nobody reads the channel; stderr is all the user has.
+                let _ = rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
+            }
+            sys::exit_now(127)
+        }
+    }
+}
+
+enum Never {}
+
+fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
+    let cfg = args.config;
+    let spec = &cfg.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let proc_spec = spec.process().as_ref().expect("validated");
+    let ns = &args.namespaces;
+
+    reset_signals();
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
+    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(args.parent_pid) {
+        return Err(Error::Init("the runtime exited during create".into()));
+    }
+    // Files we create (devices, dirs) get exactly the modes asked for.
+    rustix::process::umask(Mode::empty());
+
+    // Join namespaces given by path: the user namespace first, as it owns the others.
+    let mut got_go = false;
+    for (t, fd) in args.join.iter().filter(|(t, _)| *t == LinuxNamespaceType::User) {
+        setns(fd, *t)?;
+    }
+    if ns.new(LinuxNamespaceType::User) {
+        chan.expect(Msg::Go)?;
+        got_go = true;
+    }
+    if ns.has(LinuxNamespaceType::User) {
+        become_root_in_userns()?;
+    }
+    for (t, fd) in args.join.iter().filter(|(t, _)| *t != LinuxNamespaceType::User && *t != LinuxNamespaceType::Cgroup) {
+        setns(fd, *t)?;
+    }
+    if !args.no_new_keyring {
+        join_session_keyring(args.id);
+    }
+
+    // The host's procfs, opened before the container's mounts exist, checked to be procfs:
+    // every later /proc access of the init goes through it.
+    let procfd = open_host_proc()?;
+    let host_pid: i32 = rustix::fs::readlinkat(&procfd, "self", Vec::new())
+        .ok()
+        .and_then(|s| s.to_str().ok().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    let dev_null = rootfs::open_dev_null()?;
+
+    let propagation = linux.rootfs_propagation().as_deref().and_then(crate::mounts::propagation_from_name);
+    let private = matches!(propagation, Some((p, _)) if p == sys::propagation::PRIVATE);
+    let rootfd = rootfs::prepare(&cfg.rootfs, private)?;
+    let ctx = rootfs::Context_ {
+        rootfd: rootfd.as_fd(),
+        userns: ns.has(LinuxNamespaceType::User),
+        cgroupns: ns.has(LinuxNamespaceType::Cgroup),
+    };
+    let mut cgroupns_done = false;
+    let enter_cgroup_ns = |got_go: &mut bool, done: &mut bool| -> Result<()> {
+        if !*got_go {
+            chan.expect(Msg::Go)?;
+            *got_go = true;
+        }
+        if !*done {
+            if let Some((_, fd)) = args.join.iter().find(|(t, _)| *t == LinuxNamespaceType::Cgroup) {
+                setns(fd, LinuxNamespaceType::Cgroup)?;
+            } else if ns.new(LinuxNamespaceType::Cgroup) {
+                // SAFETY: CLONE_NEWCGROUP changes only the cgroup view of this single-threaded
+                // process; no fd or memory state depends on it.
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+                    .ctx(|| "creating the cgroup namespace".to_string())?;
+            }
+            *done = true;
+        }
+        Ok(())
+    };
+    for plan in &cfg.mounts {
+        if plan.kind == MountKind::Cgroup {
+            // The cgroup namespace must be rooted at the container's cgroup: wait until the
+            // runtime has moved us there.
+            enter_cgroup_ns(&mut got_go, &mut cgroupns_done)?;
+        }
+        rootfs::mount(&ctx, plan, &args.cgroup_mounts)?;
+    }
+    rootfs::setup_dev(&ctx, linux.devices().as_deref().unwrap_or(&[]))?;
+
+    let mut pty = None;
+    if proc_spec.terminal().unwrap_or(false) {
+        let sock = args
+            .console_socket
+            .as_ref()
+            .ok_or_else(|| Error::spec("process.terminal", "is true but no console socket was given (--console-socket)"))?;
+        let size = proc_spec.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+        let p = console::open_in_container(rootfd.as_fd(), size)?;
+        let console_path = resolve::mkdir_all_open(rootfd.as_fd(), Path::new("/dev/console"), resolve::Kind::File)?;
+        let tree = rustix::mount::open_tree(
+            &p.slave,
+            "",
+            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .ctx(|| "binding the pty to /dev/console".to_string())?;
+        rustix::mount::move_mount(
+            &tree,
+            "",
+            &console_path,
+            "",
+            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .ctx(|| "binding the pty to /dev/console".to_string())?;
+        console::send_master(sock.as_fd(), p.master.as_fd())?;
+        pty = Some(p.slave);
+        drop(p.master);
+    }
+
+    let h = spec.hooks().as_ref();
+    let runtime_hooks = h.is_some_and(|h| h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
+    if runtime_hooks {
+        chan.send(&Msg::RunHooks)?;
+        chan.expect(Msg::HooksDone)?;
+    }
+    if let Some(list) = h.and_then(|h| h.create_container().as_ref()) {
+        let state = crate::container::state_json_for_hooks(args.id, host_pid, "created", cfg);
+        hooks::run_all("createContainer", Some(list), &state)?;
+    }
+
+    rootfs::mask_paths(rootfd.as_fd(), linux.masked_paths().as_deref().unwrap_or(&[]), &dev_null)?;
+    rootfs::readonly_paths(rootfd.as_fd(), linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+    resolve::mkdir_all_open(rootfd.as_fd(), proc_spec.cwd(), resolve::Kind::Dir)?;
+    drop(dev_null);
+
+    if args.no_pivot {
+        rootfs::move_and_chroot(&cfg.rootfs)?;
+    } else {
+        rootfs::pivot(&rootfd)?;
+    }
+    drop(rootfd);
+    let wants_shared = propagation.filter(|(p, _)| *p != sys::propagation::SLAVE && *p != sys::propagation::PRIVATE);
+    rootfs::finish_root(spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false), wants_shared)?;
+
+    for (k, v) in linux.sysctl().iter().flatten() {
+        write_sysctl(&procfd, k, v)?;
+    }
+    if let Some(hn) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        rustix::system::sethostname(hn.as_bytes()).ctx(|| format!("hostname: setting {hn:?}"))?;
+    }
+    if let Some(dn) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        rustix::system::setdomainname(dn.as_bytes()).ctx(|| format!("domainname: setting {dn:?}"))?;
+    }
+    enter_cgroup_ns(&mut got_go, &mut cgroupns_done)?;
+
+    rustix::process::chdir(proc_spec.cwd()).ctx(|| format!("process.cwd: chdir to {}", proc_spec.cwd().display()))?;
+    let env: Vec<String> = proc_spec.env().clone().unwrap_or_default();
+    let argv: Vec<String> = proc_spec.args().clone().expect("validated");
+    let exe = process::find_executable(&argv[0], &env, proc_spec.cwd())?;
+
+    process::apply_rlimits(proc_spec)?;
+    process::apply_oom_score_adj(proc_spec, &procfd)?;
+    process::apply_personality(linux)?;
+    process::apply_io_priority(proc_spec)?;
+    process::apply_scheduler(proc_spec)?;
+    if let Some(a) = proc_spec.exec_cpu_affinity() {
+        if let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) {
+            process::set_affinity(list, "process.execCPUAffinity")?;
+        }
+    }
+    if let Some(p) = proc_spec.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        crate::lsm::apparmor_exec(&procfd, p)?;
+    }
+    if let Some(l) = proc_spec.selinux_label().as_deref().filter(|s| !s.is_empty()) {
+        crate::lsm::selinux_exec(&procfd, l)?;
+    }
+
+    let c_exe = cstring(exe.as_os_str().as_bytes(), "process.args[0]")?;
+    let c_argv: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes(), "process.args")).collect::<Result<_>>()?;
+    let c_env: Vec<CString> = env.iter().map(|a| cstring(a.as_bytes(), "process.env")).collect::<Result<_>>()?;
+
+    let nnp = proc_spec.no_new_privileges().unwrap_or(false);
+    if nnp {
+        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS)".to_string())?;
+    }
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN to load: load it before caps go.
+    // With it, load as late as possible so the filter need not allow the runtime's syscalls.
+    let mut seccomp_loaded = false;
+    if let Some(f) = args.seccomp {
+        if !nnp || f.needs_notify() {
+            if let Some(listener) = f.load()? {
+                chan.send_with_fd(&Msg::SeccompFd, Some(listener.as_fd()))?;
+            }
+            seccomp_loaded = true;
+        }
+    }
+
+    let caps = CapSets::from_spec(proc_spec.capabilities().as_ref())?;
+    caps.apply_bounding()?;
+    switch_user(proc_spec.user())?;
+    caps.apply_rest()?;
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
+    rustix::process::umask(Mode::from_raw_mode(proc_spec.user().umask().unwrap_or(0o022)));
+
+    chan.send(&Msg::Ready)?;
+    match &args.gate {
+        Gate::Channel => {
+            chan.expect(Msg::Start)?;
+            rustix::process::set_parent_process_death_signal(None).ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
+        }
+        Gate::Fifo(fifo) => {
+            chan.expect(Msg::Commit)?;
+            rustix::process::set_parent_process_death_signal(None).ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
+            // Blocks until `start` opens the fifo for reading.
+            let w = rustix::fs::openat(&procfd, format!("self/fd/{}", fifo.as_raw_fd()), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                .ctx(|| "opening the exec fifo".to_string())?;
+            rustix::io::write(&w, b"0").ctx(|| "writing the exec fifo".to_string())?;
+            // Keep the write end open until exec: `start` sees EOF when exec happens.
+            std::mem::forget(w);
+        }
+    }
+    drop(procfd);
+
+    if let Some(list) = h.and_then(|h| h.start_container().as_ref()) {
+        let state = crate::container::state_json_for_hooks(args.id, host_pid, "running", cfg);
+        hooks::run_all("startContainer", Some(list), &state)?;
+    }
+    if let Some(slave) = &pty {
+        console::become_controlling(slave)?;
+    }
+    drop(pty);
+    // Everything above 2 + preserved fds is closed by exec: our own fds are O_CLOEXEC and
+    // this marks any fd inherited without it.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3 + args.preserve_fds, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "close_range".to_string());
+    }
+    if let Some(f) = args.seccomp {
+        if !seccomp_loaded {
+            f.load()?;
+        }
+    }
+    let err = exec(&c_exe, &c_argv, &c_env);
+    Err(Error::Init(format!("exec {} failed: {err}", exe.display())))
+}
+
+fn exec(path: &CString, argv: &[CString], env: &[CString]) -> std::io::Error {
+    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    av.push(std::ptr::null());
+    let mut ev: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    ev.push(std::ptr::null());
+    // SAFETY: path, argv and envp are NUL-terminated arrays of valid C strings that outlive
+    // the call; execve only returns on failure.
+    unsafe { libc::execve(path.as_ptr(), av.as_ptr(), ev.as_ptr()) };
+    std::io::Error::last_os_error()
+}
+
+fn cstring(b: &[u8], field: &str) -> Result<CString> {
+    CString::new(b).map_err(|_| Error::spec(field, "contains a NUL byte"))
+}
+
+/// Undo what the runtime's Rust start-up changed (SIGPIPE ignored) and unblock signals, so
+/// the container's program starts with default dispositions.
+fn reset_signals() {
+    // SAFETY: plain libc calls on a local, initialised sigset; signal() with SIG_DFL has no
+    // handler to run.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for s in 1..32 {
+            if s != libc::SIGKILL && s != libc::SIGSTOP {
+                libc::signal(s, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+fn setns(fd: &OwnedFd, t: LinuxNamespaceType) -> Result<()> {
+    // SAFETY: setns on a namespace fd we own; nstype 0 lets the kernel check the fd's type.
+    if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| format!("joining the {} namespace given in linux.namespaces", crate::spec::ns_name(t)));
+    }
+    Ok(())
+}
+
+fn become_root_in_userns() -> Result<()> {
+    rustix::thread::set_thread_res_gid(rustix::process::Gid::ROOT, rustix::process::Gid::ROOT, rustix::process::Gid::ROOT)
+        .ctx(|| "setresgid(0) in the user namespace (is gid 0 mapped in linux.gidMappings?)".to_string())?;
+    rustix::thread::set_thread_res_uid(rustix::process::Uid::ROOT, rustix::process::Uid::ROOT, rustix::process::Uid::ROOT)
+        .ctx(|| "setresuid(0) in the user namespace (is uid 0 mapped in linux.uidMappings?)".to_string())?;
+    Ok(())
+}
+
+/// Switch to process.user, keeping the permitted capabilities across the switch.
+fn switch_user(u: &oci_spec::runtime::User) -> Result<()> {
+    rustix::thread::set_keep_capabilities(true).ctx(|| "prctl(PR_SET_KEEPCAPS)".to_string())?;
+    let groups: Vec<rustix::process::Gid> = u.additional_gids().iter().flatten().map(|g| rustix::process::Gid::from_raw(*g)).collect();
+    // setgroups is refused in a user namespace whose setgroups file says "deny"; only then is
+    // an empty list acceptable.
+    if let Err(e) = rustix::thread::set_thread_groups(&groups) {
+        if !groups.is_empty() || e != rustix::io::Errno::PERM {
+            return Err(e).ctx(|| format!("process.user.additionalGids: setgroups {:?}", u.additional_gids()));
+        }
+    }
+    let gid = rustix::process::Gid::from_raw(u.gid());
+    rustix::thread::set_thread_res_gid(gid, gid, gid).ctx(|| format!("process.user.gid: setresgid({}) (is it mapped?)", u.gid()))?;
+    let uid = rustix::process::Uid::from_raw(u.uid());
+    rustix::thread::set_thread_res_uid(uid, uid, uid).ctx(|| format!("process.user.uid: setresuid({}) (is it mapped?)", u.uid()))?;
+    rustix::thread::set_keep_capabilities(false).ctx(|| "prctl(PR_SET_KEEPCAPS, 0)".to_string())?;
+    Ok(())
+}
+
+/// A new session keyring per container, so containers do not share the host's keys.
+fn join_session_keyring(id: &str) {
+    let name = CString::new(format!("_ses.{}", &id[..id.len().min(64)])).unwrap_or_default();
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) takes a NUL-terminated name. Failure (e.g. keyctl
+    // blocked by an engine's seccomp profile) leaves the inherited keyring, as other runtimes do.
+    unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+}
+
+fn open_host_proc() -> Result<OwnedFd> {
+    let fd = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "opening the host's /proc".to_string())?;
+    let st = rustix::fs::fstatfs(&fd).ctx(|| "statfs /proc".to_string())?;
+    if st.f_type as i64 != libc::PROC_SUPER_MAGIC as i64 {
+        return Err(Error::Init("/proc is not a procfs; refusing to use it".into()));
+    }
+    Ok(fd)
+}
+
+fn write_sysctl(procfd: &OwnedFd, key: &str, value: &str) -> Result<()> {
+    let rel = format!("sys/{}", key.replace('.', "/"));
+    let fd = rustix::fs::openat2(
+        procfd,
+        rel.as_str(),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        rustix::fs::ResolveFlags::NO_SYMLINKS | rustix::fs::ResolveFlags::BENEATH,
+    )
+    .map_err(|e| Error::spec(format!("linux.sysctl[{key:?}]"), format!("cannot open /proc/{rel}: {e}")))?;
+    rustix::io::write(&fd, value.as_bytes()).map_err(|e| Error::spec(format!("linux.sysctl[{key:?}]"), format!("writing {value:?}: {e}")))?;
+    Ok(())
+}
+
