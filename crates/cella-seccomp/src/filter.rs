@@ -163,6 +163,8 @@ impl Filter {
     }
 
     /// The flags passed to `seccomp(SECCOMP_SET_MODE_FILTER, flags, ..)` by [`Filter::load`].
+    // c_ulong is u32 on 32-bit targets, where this cast is not a no-op.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
     pub fn seccomp_flags(&self) -> u64 {
         self.flags as u64
     }

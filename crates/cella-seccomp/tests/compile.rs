@@ -1,5 +1,8 @@
 //! Parsing, validation and compilation. Nothing here loads a filter, so no root is needed.
 
+// libc's seccomp flag constants are c_ulong, which is u64 only on 64-bit targets.
+#![allow(clippy::unnecessary_cast)]
+
 use cella_seccomp::{default_profile, export_pfc, parse_profile, Filter};
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -364,19 +367,25 @@ fn every_operator_is_compiled() {
         ("SCMP_CMP_EQ", "", "if ($a1.lo32 == 4096)", false),
         ("SCMP_CMP_GE", "", "if ($a1.lo32 >= 4096)", false),
         ("SCMP_CMP_GT", "", "if ($a1.lo32 > 4096)", false),
+        // value is the mask, valueTwo the expected result.
         (
             "SCMP_CMP_MASKED_EQ",
             r#","valueTwo":4096"#,
-            "if ($a1.lo32 & 0x00001000 == 4096)",
+            "if ($a1.lo32 & 0x0000f000 == 4096)",
             false,
         ),
     ];
     let mut sizes = Vec::new();
     for (op, extra, test, inverted) in cases {
+        let value = if op == "SCMP_CMP_MASKED_EQ" {
+            0xf000
+        } else {
+            4096
+        };
         let json = rule(
             r#""getppid""#,
             "SCMP_ACT_ERRNO",
-            &format!(r#","args":[{{"index":1,"value":4096,"op":"{op}"{extra}}}]"#),
+            &format!(r#","args":[{{"index":1,"value":{value},"op":"{op}"{extra}}}]"#),
         );
         let text = pfc(&json);
         let block = native_block(&text);
