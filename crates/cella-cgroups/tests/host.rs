@@ -423,3 +423,74 @@ fn v2_driver_on_the_cgroup2_mount() {
         assert!(!d.exists(), "{} left behind", d.display());
     }
 }
+
+/// Pure cgroup v2 hosts (run in the cgroup2 VM): limits read back through
+/// the real files, the OOM kill count and removal.
+#[test]
+fn v2_limits_oom_and_destroy() {
+    root_only!();
+    let layout = Layout::detect().unwrap();
+    if layout != Layout::Unified {
+        eprintln!("SKIPPED: host is not pure cgroup v2 ({layout:?})");
+        return;
+    }
+    let path = CgroupPath::resolve(Some(&unique("v2lim")), "ctr").unwrap();
+    let mut g = Guard {
+        mgr: cella_cgroups::open(layout, &path).unwrap(),
+        children: Vec::new(),
+        restore: Vec::new(),
+    };
+    g.mgr.create().unwrap();
+    let dir = g.mgr.dirs()[0].clone();
+    g.mgr
+        .apply(&res(
+            r#"{"memory": {"limit": 33554432, "swap": 33554432, "reservation": 16777216},
+                       "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0"},
+                       "pids": {"limit": 16},
+                       "unified": {"memory.high": "30000000"}}"#,
+        ))
+        .unwrap();
+    assert_eq!(read(&dir.join("memory.max")), "33554432");
+    assert_eq!(read(&dir.join("memory.low")), "16777216");
+    if dir.join("memory.swap.max").exists() {
+        assert_eq!(read(&dir.join("memory.swap.max")), "0");
+    }
+    assert_eq!(read(&dir.join("cpu.weight")), "39");
+    assert_eq!(read(&dir.join("cpu.max")), "50000 100000");
+    assert_eq!(read(&dir.join("cpuset.cpus")), "0");
+    assert_eq!(read(&dir.join("pids.max")), "16");
+    assert_eq!(read(&dir.join("memory.high")), "29999104"); // page-rounded
+    let err = g
+        .mgr
+        .apply(&res(r#"{"memory": {"kernel": 4096}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("linux.resources.memory.kernel is not supported on cgroup v2"),
+        "{err}"
+    );
+    g.mgr
+        .apply(&res(r#"{"unified": {"memory.high": "max"}}"#))
+        .unwrap();
+
+    let mut c = spawn_waiting("exec tail /dev/zero");
+    g.mgr.add_pid(c.id() as i32).unwrap();
+    release(&mut c);
+    let st = wait_exit(&mut c, Duration::from_secs(60)).expect("memory hog was not killed");
+    g.children.push(c);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+    assert!(g.mgr.oom_kill_count().unwrap() >= 1);
+    let s = g.mgr.stats().unwrap();
+    assert_eq!(s.memory_limit, Some(33554432));
+    assert!(s.cpu_usage_ns.unwrap() > 0, "{s:?}");
+
+    let child = Command::new("sleep").arg("60").spawn().unwrap();
+    g.mgr.add_pid(child.id() as i32).unwrap();
+    g.children.push(child);
+    let created = g.mgr.created_dirs();
+    g.mgr.destroy().unwrap();
+    for d in created {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
