@@ -486,6 +486,8 @@ fn hybrid_hugetlb_goes_to_unified() {
     let uroot = fake.root.join("unified");
     std::fs::create_dir_all(uroot.join(LEAF)).unwrap();
     std::fs::write(uroot.join("cgroup.controllers"), "hugetlb\n").unwrap();
+    std::fs::write(uroot.join("cgroup.subtree_control"), "").unwrap();
+    std::fs::write(uroot.join("cella/cgroup.subtree_control"), "hugetlb\n").unwrap();
     std::fs::write(uroot.join(LEAF).join("hugetlb.2MB.max"), "max").unwrap();
     std::fs::write(uroot.join(LEAF).join("hugetlb.2MB.rsvd.max"), "max").unwrap();
     fake.mounts.unified = Some(CgroupMount::v2(&uroot));
@@ -498,6 +500,7 @@ fn hybrid_hugetlb_goes_to_unified() {
     assert_eq!(
         fake.rel(&p),
         pairs(&[
+            ("unified/cgroup.subtree_control", "+hugetlb"),
             ("unified/cella/t/hugetlb.2MB.max", "4194304"),
             ("unified/cella/t/hugetlb.2MB.rsvd.max", "4194304"),
         ])

@@ -164,6 +164,21 @@ impl V1Manager {
                         ),
                     });
                 }
+                if v2 {
+                    // Only hugetlb is taken from the cgroup2 mount here; enable
+                    // it from the mount root down to the leaf's parent.
+                    if let Some(u) = &self.unified {
+                        for anc in ancestors(&u.mount.mount_point, &u.dir) {
+                            let sc = anc.join("cgroup.subtree_control");
+                            let already = fsutil::read_string(&sc)?
+                                .split_whitespace()
+                                .any(|c| c == "hugetlb");
+                            if !already && !w.iter().any(|x: &Write| x.path == sc) {
+                                w.push(Write::new(sc, "+hugetlb", f(&field)));
+                            }
+                        }
+                    }
+                }
                 w.push(Write::new(file, value.clone(), f(&field)));
                 if v2 {
                     let rsvd = dir.join(format!("hugetlb.{}.rsvd.max", l.page_size()));
@@ -616,6 +631,21 @@ pub(crate) fn rdma_line(
     Ok((handles.is_some() || objects.is_some()).then_some(line))
 }
 
+/// `mount_point` and every directory below it down to `leaf`'s parent.
+fn ancestors(mount_point: &Path, leaf: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut cur = leaf.parent();
+    while let Some(d) = cur {
+        if !d.starts_with(mount_point) {
+            break;
+        }
+        out.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    out.reverse();
+    out
+}
+
 /// Copy cpuset.cpus/mems from the parent into a new v1 cpuset cgroup when
 /// they are empty: the kernel refuses tasks in a cpuset without them.
 fn init_cpuset(dir: &Path) -> Result<(), Error> {
@@ -675,9 +705,6 @@ impl CgroupManager for V1Manager {
                     for d in &made {
                         init_cpuset(d)?;
                     }
-                }
-                if h.mount.version == crate::mountinfo::Version::V2 {
-                    enable_v2_controllers(&h.mount.mount_point, &h.dir);
                 }
             }
             Ok(())
