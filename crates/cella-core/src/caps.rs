@@ -59,16 +59,39 @@ impl CapSets {
     }
 
     /// Set the permitted, inheritable, effective and ambient sets (after the user switch,
-    /// with PR_SET_KEEPCAPS having kept the permitted set).
+    /// with PR_SET_KEEPCAPS having kept the permitted set). The first three go in one
+    /// capset(2) call, so the kernel checks them together against the old sets.
     pub fn apply_rest(&self) -> Result<()> {
-        let set = |which: CapSet, v: &CapsHashSet, name: &str| {
-            caps::set(None, which, v).map_err(|e| Error::Init(format!("setting the {name} capability set: {e}")))
-        };
-        // Permitted must be a superset of effective and inheritable's new entries; set it first
-        // while effective still holds what we need to raise others.
-        set(CapSet::Inheritable, &self.inheritable, "inheritable")?;
-        set(CapSet::Permitted, &self.permitted, "permitted")?;
-        set(CapSet::Effective, &self.effective, "effective")?;
+        let mask = |set: &CapsHashSet| -> u64 { set.iter().fold(0u64, |m, c| m | c.bitmask()) };
+        let (e, p, i) = (mask(&self.effective), mask(&self.permitted), mask(&self.inheritable));
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let hdr = Header { version: 0x2008_0522, pid: 0 };
+        let data = [
+            Data { effective: e as u32, permitted: p as u32, inheritable: i as u32 },
+            Data { effective: (e >> 32) as u32, permitted: (p >> 32) as u32, inheritable: (i >> 32) as u32 },
+        ];
+        // SAFETY: capset with a v3 header and the two-element data array it requires; both live
+        // across the call.
+        if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) } != 0 {
+            return Err(Error::Init(format!(
+                "setting capabilities (effective {:?}, permitted {:?}, inheritable {:?}): {}",
+                self.effective,
+                self.permitted,
+                self.inheritable,
+                std::io::Error::last_os_error()
+            )));
+        }
         caps::clear(None, CapSet::Ambient).map_err(|e| Error::Init(format!("clearing the ambient capability set: {e}")))?;
         for cap in &self.ambient {
             caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {

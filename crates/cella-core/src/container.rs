@@ -180,8 +180,8 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     cgroup.create()?;
     record.cgroup_created = cgroup.created_dirs();
     dir.write(&record)?;
-    if let Some(r) = linux.resources() {
-        cgroup.apply(r)?;
+    if let Some(r) = effective_resources(linux) {
+        cgroup.apply(&r)?;
     }
     let cgroup_fd = cgroup.unified_dir_fd()?;
     let cgroup_mounts = cgroup.container_mounts();
@@ -230,7 +230,6 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     let restore = enter_parent_namespaces(&parent_join, linux, &namespaces)?;
 
     let (parent_end, child_end) = sync::pair()?;
-    let parent_pid = rustix::process::getpid().as_raw_nonzero().get();
     let close_now = vec![parent_end.as_fd().as_raw_fd(), dir.lock_raw_fd()];
     let forked = sys::clone3_fork(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
     let forked = match forked {
@@ -254,7 +253,6 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 close_now,
-                parent_pid,
                 seccomp: seccomp.as_ref(),
             };
             std::mem::forget(undo);
@@ -275,7 +273,9 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     if namespaces.new(LinuxNamespaceType::User) {
         write_id_maps(pid, linux)?;
     }
-    parent_end.send(&Msg::Go)?;
+    if let Err(e) = parent_end.send(&Msg::Go) {
+        return Err(child_error(&parent_end, pid).unwrap_or(e));
+    }
     record.pid = pid;
     record.pid_start_time = sys::process_start_time(pid).unwrap_or(0);
 
@@ -409,6 +409,18 @@ fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
     std::fs::write(format!("/proc/{pid}/uid_map"), &uid).ctx(|| format!("linux.uidMappings: writing {uid:?} to /proc/{pid}/uid_map"))?;
     std::fs::write(format!("/proc/{pid}/gid_map"), &gid).ctx(|| format!("linux.gidMappings: writing {gid:?} to /proc/{pid}/gid_map"))?;
     Ok(())
+}
+
+/// When talking to the init fails, the init has usually died after reporting why: fetch that.
+fn child_error(chan: &Channel, pid: i32) -> Option<Error> {
+    loop {
+        match chan.recv() {
+            Ok(Some((Msg::Error(e), _))) => return Some(Error::Init(e)),
+            Ok(Some(_)) => continue,
+            Ok(None) => return Some(Error::Init(format!("the container init exited during setup ({})", describe_exit(pid)))),
+            Err(_) => return None,
+        }
+    }
 }
 
 fn describe_exit(pid: i32) -> String {
@@ -715,4 +727,77 @@ fn wait_gone(pid: i32, start: u64) {
 /// Path helpers for the CLI.
 pub fn bundle_default() -> PathBuf {
     Path::new(".").to_path_buf()
+}
+
+/// Host pids of every process in the container (`ps`).
+pub fn pids(root: &StateRoot, id: &str) -> Result<Vec<i32>> {
+    let dir = root.open_shared(id)?;
+    let rec = dir.read()?;
+    let mut p = open_cgroup(&rec)?.pids()?;
+    p.sort_unstable();
+    Ok(p)
+}
+
+/// `pause`: freeze every process of a running container.
+pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
+    let dir = root.open(id)?;
+    let rec = dir.read()?;
+    let status = status_of(&dir, &rec);
+    if status != Status::Running && status != Status::Created {
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            what: "only a running or created container can be paused".into(),
+        });
+    }
+    Ok(open_cgroup(&rec)?.freeze()?)
+}
+
+/// `resume`: thaw a paused container.
+pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
+    let dir = root.open(id)?;
+    let rec = dir.read()?;
+    let status = status_of(&dir, &rec);
+    if status != Status::Paused {
+        return Err(Error::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            what: "only a paused container can be resumed".into(),
+        });
+    }
+    Ok(open_cgroup(&rec)?.thaw()?)
+}
+
+/// The device-cgroup rules to apply: the spec's, then allow rules for the devices every
+/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null).
+pub fn effective_resources(linux: &oci_spec::runtime::Linux) -> Option<oci_spec::runtime::LinuxResources> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let mut r = linux.resources().clone()?;
+    let mut rules: Vec<LinuxDeviceCgroup> = r.devices().clone().unwrap_or_default();
+    if rules.is_empty() {
+        return Some(r);
+    }
+    let mut allow = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(t));
+        d.set_major(maj);
+        d.set_minor(min);
+        d.set_access(Some("rwm".to_string()));
+        rules.push(d);
+    };
+    for (_, maj, min) in crate::rootfs::default_devices() {
+        allow(LinuxDeviceType::C, Some(maj as i64), Some(min as i64));
+    }
+    allow(LinuxDeviceType::C, Some(5), Some(1)); // /dev/console
+    allow(LinuxDeviceType::C, Some(5), Some(2)); // /dev/ptmx
+    allow(LinuxDeviceType::C, Some(136), None); // /dev/pts/*
+    for d in linux.devices().iter().flatten() {
+        let t = if d.typ() == LinuxDeviceType::U { LinuxDeviceType::C } else { d.typ() };
+        if t != LinuxDeviceType::P {
+            allow(t, Some(d.major()), Some(d.minor()));
+        }
+    }
+    r.set_devices(Some(rules));
+    Some(r)
 }

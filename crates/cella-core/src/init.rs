@@ -44,7 +44,6 @@ pub struct InitArgs<'a> {
     /// Fds of the runtime that the init must close at once (the parent's channel end, the
     /// state dir lock).
     pub close_now: Vec<RawFd>,
-    pub parent_pid: i32,
     pub seccomp: Option<&'a cella_seccomp::Filter>,
 }
 
@@ -83,9 +82,7 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
 
     reset_signals();
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
-    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(args.parent_pid) {
-        return Err(Error::Init("the runtime exited during create".into()));
-    }
+    // (If the runtime died before the prctl, the channel reads below see EOF and we exit.)
     // Files we create (devices, dirs) get exactly the modes asked for.
     rustix::process::umask(Mode::empty());
 
