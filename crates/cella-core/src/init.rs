@@ -101,6 +101,9 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     for (t, fd) in args.join.iter().filter(|(t, _)| *t != LinuxNamespaceType::User && *t != LinuxNamespaceType::Cgroup) {
         setns(fd, *t)?;
     }
+    if ns.new(LinuxNamespaceType::Network) {
+        loopback_up()?;
+    }
     if !args.no_new_keyring {
         join_session_keyring(args.id);
     }
@@ -405,3 +408,25 @@ fn write_sysctl(procfd: &OwnedFd, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+
+/// A new network namespace starts with its loopback down; bring it up so 127.0.0.1 works.
+fn loopback_up() -> Result<()> {
+    let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None)
+        .ctx(|| "socket for configuring lo".to_string())?;
+    // SAFETY: an ifreq zeroed then filled with the NUL-terminated name "lo"; the ioctls read and
+    // write only that struct.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "reading the flags of lo".to_string());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "bringing lo up".to_string());
+        }
+    }
+    Ok(())
+}
