@@ -597,3 +597,29 @@ fn bundle_defaults_to_the_current_directory() {
     out.ok();
     assert_eq!(out.stdout, "in-cwd-bundle\n");
 }
+
+#[test]
+fn leak_check_sees_everything_a_live_container_holds() {
+    // Guards the guard: the leak checks used by every test must be able to fail.
+    let Some(env) = Env::new() else { return };
+    let mut b = env.bundle();
+    b.args(&["sleep", "1000"]);
+    b.config_mut()["linux"]["resources"] = json!({"pids": {"limit": 100}});
+    env.create_start(&b);
+    let leaks = env.leaks(&b);
+    let has = |what: &str| leaks.iter().any(|l| l.starts_with(what));
+    assert!(has("state dir"), "{leaks:#?}");
+    assert!(has("cgroup dir"), "{leaks:#?}");
+    assert!(
+        leaks.iter().any(|l| l.starts_with("process") && l.contains("cgroup")),
+        "{leaks:#?}"
+    );
+    let pid = env.state(&b.id)["pid"].as_i64().unwrap() as i32;
+    let by_root = processes_of(None, Some(&b.dir));
+    assert!(
+        by_root.iter().any(|(p, _)| *p == pid),
+        "init {pid} not found by its root: {by_root:?}"
+    );
+    env.rt(&["delete", "--force", &b.id]).ok();
+    env.assert_no_leaks(&b);
+}

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -727,6 +728,19 @@ pub fn processes_of(cgroup_rel: Option<&str>, dir: Option<&Path>) -> Vec<(i32, S
     let me = std::process::id() as i32;
     let needle = cgroup_rel.map(|c| format!("/{}", c.trim_matches('/')));
     let mut out = Vec::new();
+    // Identities of the rootfs directories under `dir`: its own, or its bundles'.
+    let mut roots = Vec::new();
+    if let Some(dir) = dir {
+        let mut candidates = vec![dir.join("rootfs")];
+        if let Ok(rd) = fs::read_dir(dir) {
+            candidates.extend(rd.flatten().map(|e| e.path().join("rootfs")));
+        }
+        for c in candidates {
+            if let Ok(m) = fs::metadata(&c) {
+                roots.push((m.dev(), m.ino()));
+            }
+        }
+    }
     let Ok(rd) = fs::read_dir("/proc") else {
         return out;
     };
@@ -754,6 +768,13 @@ pub fn processes_of(cgroup_rel: Option<&str>, dir: Option<&Path>) -> Vec<(i32, S
             }
         }
         if let Some(dir) = dir {
+            // After pivot_root the root link reads "/", so compare the directory itself.
+            if let Ok(m) = fs::metadata(p.join("root")) {
+                if roots.contains(&(m.dev(), m.ino())) {
+                    out.push((pid, "root is a bundle rootfs".to_string()));
+                    continue;
+                }
+            }
             for link in ["root", "cwd"] {
                 if let Ok(target) = fs::read_link(p.join(link)) {
                     if target.starts_with(dir) {
