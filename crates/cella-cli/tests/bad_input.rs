@@ -31,7 +31,11 @@ fn config_that_is_not_json() {
     let Some(env) = Env::new() else { return };
     let b = env.bundle();
     b.write_config();
-    fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.0.2\", oops").unwrap();
+    fs::write(
+        b.dir.join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", oops",
+    )
+    .unwrap();
     let out = env.rt(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id]);
     out.failed();
     env.assert_no_leaks(&b);
@@ -55,7 +59,9 @@ fn missing_bundle_directory() {
     let id = env.new_id();
     let out = env.rt(&["create", "--bundle", missing.to_str().unwrap(), &id]);
     out.failed();
-    assert!(env.leaks_of(&id, None, &format!("cella-test/{id}")).is_empty());
+    assert!(env
+        .leaks_of(&id, None, &format!("cella-test/{id}"))
+        .is_empty());
     names(&out, &[missing.to_str().unwrap()]);
 }
 
@@ -122,8 +128,10 @@ fn bind_mount_source_that_does_not_exist() {
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
     let src = env.tmp.join("no-such-source");
-    b.add_mount(json!({"destination": "/data", "type": "bind", "source": src,
-                       "options": ["rbind"]}));
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": src,
+                       "options": ["rbind"]}),
+    );
     let out = refused(&env, &b);
     names(&out, &[src.to_str().unwrap()]);
 }
@@ -271,8 +279,7 @@ fn rlimit_above_the_callers_hard_limit() {
 fn unknown_rlimit_type() {
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
-    b.config_mut()["process"]["rlimits"] =
-        json!([{"type": "RLIMIT_BANANA", "soft": 1, "hard": 1}]);
+    b.config_mut()["process"]["rlimits"] = json!([{"type": "RLIMIT_BANANA", "soft": 1, "hard": 1}]);
     let out = refused(&env, &b);
     names(&out, &["RLIMIT_BANANA"]);
 }

@@ -165,6 +165,9 @@ fn pty_master_is_a_terminal_fd() {
     let mut b = env.bundle();
     b.args(&["true"]);
     let master = start_with_console(&env, &mut b);
-    assert!(rustix::termios::isatty(master.as_fd()), "the fd received is not a tty");
+    assert!(
+        rustix::termios::isatty(master.as_fd()),
+        "the fd received is not a tty"
+    );
     read_all(&master);
 }

@@ -77,12 +77,21 @@ fn each_hook_runs_at_its_moment() {
     }
     env.start(&b.id).ok();
     // poststart runs before start returns; startContainer before the user process.
-    assert!(ran(&b, &out, "startContainer"), "startContainer did not run");
-    assert!(ran(&b, &out, "poststart"), "poststart did not run before start returned");
+    assert!(
+        ran(&b, &out, "startContainer"),
+        "startContainer did not run"
+    );
+    assert!(
+        ran(&b, &out, "poststart"),
+        "poststart did not run before start returned"
+    );
     assert!(!ran(&b, &out, "poststop"), "poststop ran before delete");
     let deadline = Instant::now() + TIMEOUT;
     while !created.stdout_now().contains("start-hook-ran-first") {
-        assert!(Instant::now() < deadline, "the user process ran before startContainer");
+        assert!(
+            Instant::now() < deadline,
+            "the user process ran before startContainer"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     env.kill(&b.id, "KILL").ok();
@@ -103,7 +112,10 @@ fn poststart_runs_at_start_not_during_create() {
     env.create(&b).ok();
     assert!(!ran(&b, &out, "poststart"), "poststart ran during create");
     env.start(&b.id).ok();
-    assert!(ran(&b, &out, "poststart"), "poststart did not run before start returned");
+    assert!(
+        ran(&b, &out, "poststart"),
+        "poststart did not run before start returned"
+    );
     assert_eq!(hook_state(&b, &out, "poststart")["status"], "running");
 }
 
@@ -116,11 +128,16 @@ fn hooks_receive_the_state_on_stdin() {
     let pid = env.state(&b.id)["pid"].as_i64().unwrap();
     env.start(&b.id).ok();
     env.rt(&["delete", "--force", &b.id]).ok();
-    for kind in RUNTIME_NS_KINDS.iter().chain(&["startContainer", "poststop"]) {
+    for kind in RUNTIME_NS_KINDS
+        .iter()
+        .chain(&["startContainer", "poststop"])
+    {
         let st = hook_state(&b, &out, kind);
         assert_eq!(st["id"], json!(b.id), "{kind}: {st}");
         assert!(st["ociVersion"].is_string(), "{kind}: {st}");
-        let bundle = st["bundle"].as_str().unwrap_or_else(|| panic!("{kind}: {st}"));
+        let bundle = st["bundle"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{kind}: {st}"));
         assert_eq!(
             Path::new(bundle).canonicalize().unwrap(),
             b.dir.canonicalize().unwrap(),
@@ -163,7 +180,10 @@ fn hooks_get_their_args_and_env() {
             "{kind} env: {envs}"
         );
         // The hook's env is its own, not the container process's.
-        assert!(!envs.lines().any(|l| l == "TERM=xterm"), "{kind} env: {envs}");
+        assert!(
+            !envs.lines().any(|l| l == "TERM=xterm"),
+            "{kind} env: {envs}"
+        );
     }
 }
 
@@ -173,13 +193,24 @@ fn hooks_run_in_the_documented_namespaces() {
     let (mut b, out) = bundle_with_all_hooks(&env);
     b.sh("readlink /proc/self/ns/mnt");
     let container_mnt = env.run_ok(&b);
-    let host_mnt = format!("{}\n", fs::read_link("/proc/self/ns/mnt").unwrap().display());
+    let host_mnt = format!(
+        "{}\n",
+        fs::read_link("/proc/self/ns/mnt").unwrap().display()
+    );
     let mnt = |kind: &str| fs::read_to_string(hook_file(&b, &out, kind, "mnt")).unwrap();
     for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
-        assert_eq!(mnt(kind), host_mnt, "{kind} must run in the runtime namespace");
+        assert_eq!(
+            mnt(kind),
+            host_mnt,
+            "{kind} must run in the runtime namespace"
+        );
     }
     for kind in ["createContainer", "startContainer"] {
-        assert_eq!(mnt(kind), container_mnt, "{kind} must run in the container namespace");
+        assert_eq!(
+            mnt(kind),
+            container_mnt,
+            "{kind} must run in the container namespace"
+        );
     }
 }
 
@@ -252,7 +283,10 @@ fn hook_timeout_is_enforced() {
     let out = env.create(&b);
     let took = t0.elapsed();
     out.failed();
-    assert!(took < Duration::from_secs(10), "create took {took:?} with a 1 s hook timeout");
+    assert!(
+        took < Duration::from_secs(10),
+        "create took {took:?} with a 1 s hook timeout"
+    );
     env.rt(&["state", &b.id]).failed();
     env.assert_no_leaks(&b);
     // The timed-out hook was killed, not left running.
@@ -266,7 +300,10 @@ fn hook_timeout_is_enforced() {
                     .is_ok_and(|cwd| cwd.starts_with(&b.dir))
         })
         .collect();
-    assert!(sleepers.is_empty(), "timed-out hook still running: {sleepers:?}");
+    assert!(
+        sleepers.is_empty(),
+        "timed-out hook still running: {sleepers:?}"
+    );
 }
 
 #[test]

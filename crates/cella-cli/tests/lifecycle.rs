@@ -11,7 +11,8 @@ use std::path::Path;
 /// A script that reports TERM on stdout and exits 7 when it gets it. A signal sent from
 /// outside to a pid namespace's init is only delivered when init handles it, so a trap is
 /// needed for anything but KILL.
-const TRAP_TERM: &str = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 1 & wait $!; done";
+const TRAP_TERM: &str =
+    "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 1 & wait $!; done";
 
 fn pid_alive(pid: i64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -43,7 +44,10 @@ fn create_leaves_status_created_with_a_live_pid() {
     assert_eq!(st["status"], "created", "{st}");
     let pid = st["pid"].as_i64().expect("state.pid is a number");
     assert!(pid > 1, "state.pid {pid}");
-    assert!(pid_alive(pid), "pid {pid} of a created container is not alive");
+    assert!(
+        pid_alive(pid),
+        "pid {pid} of a created container is not alive"
+    );
 }
 
 #[test]
@@ -55,7 +59,11 @@ fn create_writes_pid_file_without_newline() {
     env.create_with(&b, &["--pid-file", pid_file.to_str().unwrap()])
         .ok();
     let text = fs::read_to_string(&pid_file).expect("pid file written");
-    assert_eq!(text.trim(), text, "pid file has surrounding whitespace: {text:?}");
+    assert_eq!(
+        text.trim(),
+        text,
+        "pid file has surrounding whitespace: {text:?}"
+    );
     let pid: i64 = text.parse().expect("pid file holds a number");
     assert_eq!(env.state(&b.id)["pid"], json!(pid));
 }
@@ -206,7 +214,11 @@ fn kill_rejects_an_unknown_signal_name() {
     env.create_start(&b);
     env.kill(&b.id, "SIGBANANA").failed();
     env.kill(&b.id, "BANANA").failed();
-    assert_eq!(env.status(&b.id), "running", "a bad signal must not touch the container");
+    assert_eq!(
+        env.status(&b.id),
+        "running",
+        "a bad signal must not touch the container"
+    );
 }
 
 #[test]
@@ -223,7 +235,10 @@ fn kill_all_reaches_every_process_in_the_container() {
     let cg = b.cgroup_rel();
     let deadline = std::time::Instant::now() + TIMEOUT;
     while processes_of(Some(&cg), None).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "children never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "children never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     env.rt(&["kill", "--all", &b.id, "KILL"]).ok();
@@ -263,7 +278,10 @@ fn delete_of_a_created_container_removes_it() {
     let pid = env.state(&b.id)["pid"].as_i64().unwrap();
     env.delete(&b.id).ok();
     env.rt(&["state", &b.id]).failed();
-    assert!(!pid_alive(pid), "the created container's init {pid} survived delete");
+    assert!(
+        !pid_alive(pid),
+        "the created container's init {pid} survived delete"
+    );
     env.assert_no_leaks(&b);
 }
 
@@ -430,8 +448,14 @@ fn list_shows_containers_in_a_table() {
         assert!(header.contains(col), "header {header:?} lacks {col}");
     }
     let rows: Vec<&str> = lines.collect();
-    let row_a = rows.iter().find(|r| r.starts_with(&a.id)).expect("row for a");
-    let row_b = rows.iter().find(|r| r.starts_with(&b.id)).expect("row for b");
+    let row_a = rows
+        .iter()
+        .find(|r| r.starts_with(&a.id))
+        .expect("row for a");
+    let row_b = rows
+        .iter()
+        .find(|r| r.starts_with(&b.id))
+        .expect("row for b");
     assert!(row_a.contains("created"), "{row_a}");
     assert!(row_b.contains("running"), "{row_b}");
     assert_eq!(rows.len(), 2, "{}", out.stdout);
@@ -464,7 +488,9 @@ fn list_format_json() {
     assert_eq!(c["status"], "running");
     assert!(c["pid"].as_i64().is_some_and(|p| p > 0), "{c}");
     assert_eq!(
-        Path::new(c["bundle"].as_str().unwrap()).canonicalize().unwrap(),
+        Path::new(c["bundle"].as_str().unwrap())
+            .canonicalize()
+            .unwrap(),
         a.dir.canonicalize().unwrap()
     );
     assert!(c["created"].is_string(), "{c}");
@@ -478,9 +504,13 @@ fn spec_writes_a_config_that_run_accepts() {
     env.rt(&["spec", "--bundle", b.dir.to_str().unwrap()]).ok();
     let text = fs::read_to_string(b.dir.join("config.json")).expect("spec wrote config.json");
     let mut cfg: serde_json::Value = serde_json::from_str(&text).expect("config.json is JSON");
-    assert!(cfg["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")));
+    assert!(cfg["ociVersion"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("1.")));
     assert_eq!(cfg["root"]["path"], "rootfs");
-    assert!(cfg["process"]["args"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(cfg["process"]["args"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
     // The test has no terminal; everything else is as `spec` wrote it.
     cfg["process"]["terminal"] = json!(false);
     cfg["process"]["args"] = json!(["sh", "-c", "echo from-spec"]);
@@ -498,7 +528,8 @@ fn spec_refuses_to_overwrite_config() {
     let b = env.bundle();
     b.write_config();
     let before = fs::read(b.dir.join("config.json")).unwrap();
-    env.rt(&["spec", "--bundle", b.dir.to_str().unwrap()]).failed();
+    env.rt(&["spec", "--bundle", b.dir.to_str().unwrap()])
+        .failed();
     assert_eq!(fs::read(b.dir.join("config.json")).unwrap(), before);
 }
 
@@ -533,7 +564,10 @@ fn log_json_gets_one_object_per_line_on_error() {
             saw_error = true;
         }
     }
-    assert!(saw_error, "no error entry about the missing container in {text:?}");
+    assert!(
+        saw_error,
+        "no error entry about the missing container in {text:?}"
+    );
 }
 
 #[test]
@@ -552,11 +586,22 @@ fn flags_accept_the_equals_form() {
     assert_eq!(env.status(&b.id), "created", "--root=... was not honoured");
     let log = env.tmp.join("eq.log");
     let log_arg = format!("--log={}", log.display());
-    env.rt_raw(&[&root, &log_arg, "--log-format=json", "start", "nope-not-here"], TIMEOUT)
-        .failed();
+    env.rt_raw(
+        &[
+            &root,
+            &log_arg,
+            "--log-format=json",
+            "start",
+            "nope-not-here",
+        ],
+        TIMEOUT,
+    )
+    .failed();
     let text = fs::read_to_string(&log).expect("--log=... was not honoured");
     assert!(
-        text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()) && !text.is_empty(),
+        text.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            && !text.is_empty(),
         "--log-format=json was not honoured: {text:?}"
     );
     let out = env.rt_raw(&[&root, "list", "--format=json"], TIMEOUT);
@@ -611,7 +656,9 @@ fn leak_check_sees_everything_a_live_container_holds() {
     assert!(has("state dir"), "{leaks:#?}");
     assert!(has("cgroup dir"), "{leaks:#?}");
     assert!(
-        leaks.iter().any(|l| l.starts_with("process") && l.contains("cgroup")),
+        leaks
+            .iter()
+            .any(|l| l.starts_with("process") && l.contains("cgroup")),
         "{leaks:#?}"
     );
     let pid = env.state(&b.id)["pid"].as_i64().unwrap() as i32;

@@ -31,7 +31,12 @@ fn parse_mountinfo(text: &str) -> Vec<MountLine> {
                 opts: f.get(5)?.split(',').map(String::from).collect(),
                 optional: f[6..].iter().map(|s| s.to_string()).collect(),
                 fstype: r.first()?.to_string(),
-                super_opts: r.get(2).unwrap_or(&"").split(',').map(String::from).collect(),
+                super_opts: r
+                    .get(2)
+                    .unwrap_or(&"")
+                    .split(',')
+                    .map(String::from)
+                    .collect(),
             })
         })
         .collect()
@@ -83,7 +88,10 @@ fn a_namespace_not_listed_is_the_hosts() {
     b.sh("readlink /proc/self/ns/net; readlink /proc/self/ns/ipc");
     let out = env.run_ok(&b);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, [ns_link("/proc/self/ns/net"), ns_link("/proc/self/ns/ipc")]);
+    assert_eq!(
+        lines,
+        [ns_link("/proc/self/ns/net"), ns_link("/proc/self/ns/ipc")]
+    );
 }
 
 #[test]
@@ -97,7 +105,10 @@ fn hostname_and_domainname_are_set() {
     b.config_mut()["domainname"] = json!("example.org");
     b.sh("hostname; cat /proc/sys/kernel/domainname");
     assert_eq!(env.run_ok(&b), "box-one\nexample.org\n");
-    assert_ne!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), "box-one\n");
+    assert_ne!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        "box-one\n"
+    );
 }
 
 #[test]
@@ -157,7 +168,10 @@ fn user_namespace_maps_root_to_an_unprivileged_host_id() {
         json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     b.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user");
     let out = env.run_ok(&b);
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["0"], "{out}");
     assert_eq!(lines[1], ["0"], "{out}");
     assert_eq!(lines[2], ["0", "100000", "65536"], "{out}");
@@ -265,7 +279,10 @@ fn rootfs_propagation_private_makes_root_private() {
     let out = env.run_ok(&b);
     let mounts = parse_mountinfo(&out);
     let root = mount_at(&mounts, "/");
-    assert!(root.optional.is_empty(), "/ has propagation fields: {root:?}");
+    assert!(
+        root.optional.is_empty(),
+        "/ has propagation fields: {root:?}"
+    );
 }
 
 fn host_dir_with_file(env: &Env, name: &str) -> std::path::PathBuf {
@@ -279,10 +296,14 @@ fn bind_mount_readonly_is_readable_not_writable() {
     let Some(env) = Env::new() else { return };
     let src = host_dir_with_file(&env, "ro-src");
     let mut b = env.bundle();
-    b.add_mount(json!({"destination": "/data", "type": "bind", "source": src,
-                       "options": ["rbind", "ro"]}));
-    b.sh("cat /data/hello.txt; touch /data/new 2>/dev/null && echo wrote || echo refused; \
-          cat /proc/self/mountinfo");
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": src,
+                       "options": ["rbind", "ro"]}),
+    );
+    b.sh(
+        "cat /data/hello.txt; touch /data/new 2>/dev/null && echo wrote || echo refused; \
+          cat /proc/self/mountinfo",
+    );
     let out = env.run_ok(&b);
     assert!(out.starts_with("hello from host\nrefused\n"), "{out}");
     let mounts = parse_mountinfo(&out);
@@ -296,8 +317,10 @@ fn bind_mount_readwrite_with_nosuid_nodev_noexec() {
     let src = host_dir_with_file(&env, "rw-src");
     fs::copy("/bin/busybox", src.join("busybox")).unwrap();
     let mut b = env.bundle();
-    b.add_mount(json!({"destination": "/data", "type": "bind", "source": src,
-                       "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]}));
+    b.add_mount(
+        json!({"destination": "/data", "type": "bind", "source": src,
+                       "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]}),
+    );
     b.sh("echo from-container > /data/written; \
           /data/busybox true 2>/dev/null && echo executed || echo exec-refused; \
           cat /proc/self/mountinfo");
@@ -329,8 +352,10 @@ fn bind_mount_of_a_file_creates_the_destination_file() {
 fn tmpfs_mount_gets_size_and_mode() {
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
-    b.add_mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "size=1m", "mode=710"]}));
+    b.add_mount(
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["nosuid", "size=1m", "mode=710"]}),
+    );
     b.sh("stat -c %a /scratch; cat /proc/self/mountinfo");
     let out = env.run_ok(&b);
     assert!(out.starts_with("710\n"), "{out}");
@@ -346,8 +371,10 @@ fn tmpfs_mount_gets_size_and_mode() {
 fn tmpfs_size_limit_is_enforced() {
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
-    b.add_mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
-                       "options": ["size=1m"]}));
+    b.add_mount(
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["size=1m"]}),
+    );
     b.sh("head -c 2000000 /dev/zero > /scratch/big 2>/dev/null && echo fit || echo full");
     assert_eq!(env.run_ok(&b), "full\n");
 }
@@ -356,8 +383,10 @@ fn tmpfs_size_limit_is_enforced() {
 fn missing_mount_destinations_are_created() {
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
-    b.add_mount(json!({"destination": "/does/not/exist/yet", "type": "tmpfs",
-                       "source": "tmpfs"}));
+    b.add_mount(
+        json!({"destination": "/does/not/exist/yet", "type": "tmpfs",
+                       "source": "tmpfs"}),
+    );
     b.sh("[ -d /does/not/exist/yet ] && cat /proc/self/mountinfo");
     let out = env.run_ok(&b);
     let mounts = parse_mountinfo(&out);
@@ -370,8 +399,10 @@ fn nested_mount_destinations() {
     let src = host_dir_with_file(&env, "nested-src");
     let mut b = env.bundle();
     b.add_mount(json!({"destination": "/outer", "type": "tmpfs", "source": "tmpfs"}));
-    b.add_mount(json!({"destination": "/outer/inner", "type": "bind", "source": src,
-                       "options": ["rbind"]}));
+    b.add_mount(
+        json!({"destination": "/outer/inner", "type": "bind", "source": src,
+                       "options": ["rbind"]}),
+    );
     b.sh("cat /outer/inner/hello.txt; cat /proc/self/mountinfo");
     let out = env.run_ok(&b);
     assert!(out.starts_with("hello from host\n"), "{out}");
@@ -446,10 +477,14 @@ fn masked_paths_read_empty() {
     fs::write(secret_dir.join("key"), "k").unwrap();
     fs::write(b.rootfs().join("etc/secret-file"), "s").unwrap();
     b.config_mut()["linux"]["maskedPaths"] = json!([
-        "/proc/timer_list", "/sys/firmware", "/etc/secret-dir", "/etc/secret-file", "/no/such/path"
+        "/proc/timer_list",
+        "/sys/firmware",
+        "/etc/secret-dir",
+        "/etc/secret-file",
+        "/no/such/path"
     ]);
     // The host's versions are not empty, so these checks can fail.
-    assert!(fs::read_to_string("/proc/timer_list").unwrap().len() > 0);
+    assert!(!fs::read_to_string("/proc/timer_list").unwrap().is_empty());
     assert!(fs::read_dir("/sys/firmware").unwrap().count() > 0);
     b.sh("echo timer_list $(wc -c < /proc/timer_list); \
           echo firmware $(ls -A /sys/firmware | wc -l); \
@@ -486,8 +521,14 @@ fn sysctls_are_set_inside_only() {
     });
     b.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced");
     assert_eq!(env.run_ok(&b), format!("{want_fwd}\n{want_shm}\n"));
-    assert_eq!(fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd);
-    assert_eq!(fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(), host_shm);
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd
+    );
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_shm
+    );
 }
 
 // ---------------------------------------------------------------- process
@@ -496,7 +537,15 @@ fn sysctls_are_set_inside_only() {
 fn args_are_passed_exactly() {
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
-    b.args(&["sh", "-c", "printf '[%s]' \"$0\" \"$@\"", "zero", "a b", "", "c*"]);
+    b.args(&[
+        "sh",
+        "-c",
+        "printf '[%s]' \"$0\" \"$@\"",
+        "zero",
+        "a b",
+        "",
+        "c*",
+    ]);
     assert_eq!(env.run_ok(&b), "[zero][a b][][c*]");
 }
 
@@ -511,7 +560,11 @@ fn env_is_exactly_the_spec_env() {
     // (from /etc/passwd) when the spec has none; nothing else.
     let mut vars: Vec<&str> = out.lines().filter(|l| *l != "HOME=/root").collect();
     vars.sort();
-    assert_eq!(vars, ["EMPTY=", "GREETING=hello world", DEFAULT_PATH], "{out}");
+    assert_eq!(
+        vars,
+        ["EMPTY=", "GREETING=hello world", DEFAULT_PATH],
+        "{out}"
+    );
 }
 
 #[test]
@@ -615,7 +668,12 @@ fn all_five_capability_sets_for_a_non_root_user() {
     // ambient = permitted = effective, each set inside equals the spec's.
     let Some(env) = Env::new() else { return };
     let mut b = env.bundle();
-    let bounding = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"];
+    let bounding = [
+        "CAP_KILL",
+        "CAP_CHOWN",
+        "CAP_NET_RAW",
+        "CAP_NET_BIND_SERVICE",
+    ];
     let inheritable = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"];
     let pe = ["CAP_KILL", "CAP_CHOWN"];
     b.config_mut()["process"]["user"] = json!({"uid": 1000, "gid": 1000});
@@ -733,7 +791,10 @@ fn memory_limit_is_written_to_the_cgroup() {
     b.config_mut()["linux"]["resources"] =
         json!({"memory": {"limit": 64 * 1024 * 1024, "reservation": 32 * 1024 * 1024}});
     env.create(&b).ok();
-    assert_eq!(read_cg(&b, "memory", "memory.limit_in_bytes"), (64 << 20).to_string());
+    assert_eq!(
+        read_cg(&b, "memory", "memory.limit_in_bytes"),
+        (64 << 20).to_string()
+    );
     assert_eq!(
         read_cg(&b, "memory", "memory.soft_limit_in_bytes"),
         (32 << 20).to_string()
@@ -771,8 +832,10 @@ fn pids_limit_is_written_and_enforced() {
     b.config_mut()["linux"]["resources"] = json!({"pids": {"limit": 5}});
     // An inner shell (init + it = 2) tries to start 8 sleeps; the 4th fork fails, the inner
     // shell gives up, and its 3 sleeps stay. Without the limit it would wait forever.
-    b.sh("sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done; wait' 2>/dev/null; \
-          echo inner-exited; exec sleep 1000");
+    b.sh(
+        "sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done; wait' 2>/dev/null; \
+          echo inner-exited; exec sleep 1000",
+    );
     let created = env.create(&b);
     created.ok();
     assert_eq!(read_cg(&b, "pids", "pids.max"), "5");

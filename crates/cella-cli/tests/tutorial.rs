@@ -62,9 +62,17 @@ fn ps_shows_only_the_containers_processes_with_the_command_as_pid_1() {
             (pid.parse().expect("pid"), args.trim().to_string())
         })
         .collect();
-    assert_eq!(rows[0], (1, "sh -c ps -o pid,args; true".to_string()), "{out}");
+    assert_eq!(
+        rows[0],
+        (1, "sh -c ps -o pid,args; true".to_string()),
+        "{out}"
+    );
     // Only sh and the ps it started (busybox may show it under either name).
-    assert_eq!(rows.len(), 2, "processes other than the container's are visible:\n{out}");
+    assert_eq!(
+        rows.len(),
+        2,
+        "processes other than the container's are visible:\n{out}"
+    );
     assert!(rows[1].1.contains("ps"), "{out}");
     // The host has far more processes than that.
     let host = fs::read_dir("/proc")
@@ -89,8 +97,7 @@ fn proc_inside_shows_pid_1_as_the_command() {
 fn memory_hog(env: &Env, limit_mib: u64) -> Bundle {
     let mut b = env.bundle();
     b.args(&["tail", "/dev/zero"]);
-    b.config_mut()["linux"]["resources"] =
-        json!({"memory": {"limit": limit_mib * 1024 * 1024}});
+    b.config_mut()["linux"]["resources"] = json!({"memory": {"limit": limit_mib * 1024 * 1024}});
     b
 }
 

@@ -31,6 +31,9 @@ pub fn runtime() -> PathBuf {
     }
 }
 
+/// The runtime cella is compared with.
+pub const REFERENCE_RUNTIME: &str = "/usr/sbin/runc";
+
 /// Whether the runtime under test is cella's own.
 pub fn runtime_is_cella() -> bool {
     let rt = runtime();
@@ -93,12 +96,21 @@ pub fn fixture_rootfs() -> &'static Path {
                 .arg(&tmp)
                 .status()
                 .expect("run tests/make-rootfs.sh");
-            assert!(st.success(), "{} {} failed: {st}", script.display(), tmp.display());
+            assert!(
+                st.success(),
+                "{} {} failed: {st}",
+                script.display(),
+                tmp.display()
+            );
             if fs::rename(&tmp, &dest).is_err() {
                 let _ = fs::remove_dir_all(&tmp); // someone else built it first
             }
         }
-        assert!(dest.join("bin/sh").exists(), "no rootfs at {}", dest.display());
+        assert!(
+            dest.join("bin/sh").exists(),
+            "no rootfs at {}",
+            dest.display()
+        );
         dest
     })
 }
@@ -339,7 +351,13 @@ impl Env {
         let raw = raw.rsplit("::").next().unwrap_or(raw);
         let mut name: String = raw
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
         name.truncate(40);
         let tmp = tempfile::Builder::new()
@@ -410,6 +428,20 @@ impl Env {
         let mut full: Vec<&str> = vec!["--root", self.root.to_str().unwrap()];
         full.extend_from_slice(args);
         self.rt_raw(&full, TIMEOUT)
+    }
+
+    /// The `--root` of the reference runtime (see [`REFERENCE_RUNTIME`]).
+    pub fn ref_root(&self) -> PathBuf {
+        self.tmp.join("state-ref")
+    }
+
+    /// Runs the reference runtime (Debian's runc) with its own `--root` and `args`.
+    pub fn reference_rt(&self, args: &[&str]) -> Out {
+        let root = self.ref_root();
+        fs::create_dir_all(&root).expect("reference state dir");
+        let mut cmd = Command::new(REFERENCE_RUNTIME);
+        cmd.arg("--root").arg(&root).args(args);
+        self.run_cmd(cmd, TIMEOUT)
     }
 
     /// Runs the runtime with exactly `args` (no `--root`), killing it after `timeout`.
@@ -594,7 +626,11 @@ impl Env {
     #[track_caller]
     pub fn assert_no_leaks(&self, b: &Bundle) {
         let leaks = self.leaks(b);
-        assert!(leaks.is_empty(), "container {} left behind: {leaks:#?}", b.id);
+        assert!(
+            leaks.is_empty(),
+            "container {} left behind: {leaks:#?}",
+            b.id
+        );
     }
 }
 
@@ -605,6 +641,9 @@ impl Drop for Env {
         for (id, _) in &tracked {
             // Ignore errors: most tracked ids were already deleted or never created.
             let _ = self.rt(&["delete", "--force", id]);
+            if self.ref_root().exists() {
+                let _ = self.reference_rt(&["delete", "--force", id]);
+            }
         }
         for (id, cg) in &tracked {
             for l in self.leaks_of(id, None, cg) {
