@@ -116,7 +116,10 @@ impl CapSets {
         }
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| Error::Init(format!("clearing the ambient capability set: {e}")))?;
-        for cap in &self.ambient {
+        // The kernel only lets a capability into the ambient set when it is both permitted
+        // and inheritable. runc's own default spec lists ambient capabilities without
+        // inheritable ones; like runc, raise only those the kernel can accept.
+        for cap in self.ambient.iter().filter(|c| self.permitted.contains(c) && self.inheritable.contains(c)) {
             caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
                 Error::Init(format!("raising {cap} in the ambient set (it must also be permitted and inheritable): {e}"))
             })?;

@@ -371,6 +371,7 @@ pub fn create_from_config(
     let chan = match opts.mode {
         Mode_::Detached => {
             parent_end.send(&Msg::Commit)?;
+            parent_end.expect(Msg::Committed)?;
             dir_opt = None;
             None
         }
@@ -785,7 +786,15 @@ fn signal_pid(pid: i32, signal: i32) -> Result<()> {
 
 /// `delete [--force] ID`.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
-    let dir = root.open(id)?;
+    let dir = match root.open(id) {
+        Ok(d) => d,
+        Err(Error::NotFound(_)) if force => {
+            // A create that died before writing its state may have left an empty dir.
+            let _ = std::fs::remove_dir_all(root.dir_of(id));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let rec = dir.read()?;
     let status = status_of(&dir, &rec);
     if matches!(status, Status::Running | Status::Paused) && !force {

@@ -285,6 +285,8 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
             chan.expect(Msg::Commit)?;
             rustix::process::set_parent_process_death_signal(None)
                 .ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
+            // The runtime waits for this before it exits, or its exit could still kill us.
+            chan.send(&Msg::Committed)?;
             // Blocks until `start` opens the fifo for reading.
             let w = rustix::fs::openat(
                 &procfd,

@@ -50,7 +50,7 @@ pub struct MountPlan {
 impl MountPlan {
     /// The `mounts[i]` field name, for messages.
     pub fn field(&self) -> String {
-        format!("mounts[{}]", self.index)
+        format!("mounts[{}] ({})", self.index, self.destination.display())
     }
 
     /// Whether the mount should be read-only at its top.
@@ -60,8 +60,8 @@ impl MountPlan {
 
     /// Parse spec mount `i`; relative bind sources are taken relative to `bundle`.
     pub fn from_spec(i: usize, m: &Mount, bundle: &Path) -> Result<MountPlan> {
-        let field = format!("mounts[{i}]");
         let dest = m.destination();
+        let field = format!("mounts[{i}] ({})", dest.display());
         if !dest.is_absolute() {
             return Err(Error::spec(
                 format!("{field}.destination"),
@@ -322,7 +322,7 @@ mod tests {
         let e = plan(r#"{"destination":"rel","type":"tmpfs"}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("mounts[2].destination"), "{e}");
+        assert!(e.starts_with("mounts[2] (rel).destination"), "{e}");
         let e = plan(r#"{"destination":"/x","type":"nosuchfs"}"#)
             .unwrap_err()
             .to_string();
@@ -340,7 +340,7 @@ mod tests {
         let e = plan(r#"{"destination":"/x","options":["bind"]}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("mounts[2].source"), "{e}");
+        assert!(e.starts_with("mounts[2] (/x).source"), "{e}");
         let e = plan(r#"{"destination":"/x/../y","type":"tmpfs"}"#)
             .unwrap_err()
             .to_string();

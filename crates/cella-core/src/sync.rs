@@ -28,6 +28,8 @@ pub enum Msg {
     Ready,
     /// parent → child: the state is recorded; stop watching the parent and wait for start.
     Commit,
+    /// child → parent: Commit seen; the init no longer dies with the runtime.
+    Committed,
     /// parent → child (run mode): start now, no fifo.
     Start,
     /// child → parent: something failed; the message says what.
