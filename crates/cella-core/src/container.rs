@@ -324,7 +324,9 @@ pub fn create_from_config(
                 let h = spec_.hooks().as_ref().expect("hooks requested");
                 hooks::run_all("prestart", h.prestart().as_ref(), &state)?;
                 hooks::run_all("createRuntime", h.create_runtime().as_ref(), &state)?;
-                parent_end.send(&Msg::HooksDone)?;
+                if let Err(e) = parent_end.send(&Msg::HooksDone) {
+                    return Err(child_error(&parent_end, pid).unwrap_or(e));
+                }
             }
             Some((Msg::SeccompFd, fd)) => {
                 let fd = fd.ok_or_else(|| Error::Init("seccomp listener fd missing".into()))?;

@@ -54,18 +54,12 @@ pub fn run(args: InitArgs<'_>, chan: Channel) -> ! {
         // or drop (it leaves through exec or _exit).
         unsafe { libc::close(*fd) };
     }
-    let gate_for_errors = match &args.gate {
-        Gate::Fifo(_) => None,
-        Gate::Channel => Some(()),
-    };
     match setup_and_exec(args, &chan) {
         Ok(never) => match never {},
         Err(e) => {
-            let _ = chan.send(&Msg::Error(e.to_string()));
-            if gate_for_errors.is_none() {
-                // After Commit nobody reads the channel; stderr is all the user has.
-                let _ =
-                    rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
+            // After Commit nobody reads the channel; then stderr is all the user has.
+            if chan.send(&Msg::Error(e.to_string())).is_err() {
+                let _ = rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
             }
             sys::exit_now(127)
         }
@@ -221,7 +215,7 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         chan.expect(Msg::HooksDone)?;
     }
     if let Some(list) = h.and_then(|h| h.create_container().as_ref()) {
-        let state = crate::container::state_json_for_hooks(args.id, host_pid, "created", cfg);
+        let state = crate::container::state_json_for_hooks(args.id, host_pid, "creating", cfg);
         hooks::run_all("createContainer", Some(list), &state)?;
     }
 
@@ -304,7 +298,7 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     drop(procfd);
 
     if let Some(list) = h.and_then(|h| h.start_container().as_ref()) {
-        let state = crate::container::state_json_for_hooks(args.id, host_pid, "running", cfg);
+        let state = crate::container::state_json_for_hooks(args.id, host_pid, "created", cfg);
         hooks::run_all("startContainer", Some(list), &state)?;
     }
     if let Some(slave) = &pty {

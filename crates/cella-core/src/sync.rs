@@ -40,6 +40,9 @@ pub enum Msg {
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
+    /// `Go` arrives whenever the runtime is done with the cgroup and id maps, which may be
+    /// while the init waits for something else: it is remembered here.
+    go_seen: std::cell::Cell<bool>,
 }
 
 /// A connected pair (parent end, child end). Both ends are close-on-exec.
@@ -51,7 +54,7 @@ pub fn pair() -> Result<(Channel, Channel)> {
         None,
     )
     .ctx(|| "creating the runtime/init socketpair".to_string())?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel { fd: a, go_seen: Default::default() }, Channel { fd: b, go_seen: Default::default() }))
 }
 
 impl Channel {
@@ -113,7 +116,14 @@ impl Channel {
 
     /// Receive and require `want`; an `Error` message becomes an error.
     pub fn expect(&self, want: Msg) -> Result<()> {
+        if want == Msg::Go && self.go_seen.get() {
+            return Ok(());
+        }
         match self.recv()? {
+            Some((Msg::Go, _)) if want != Msg::Go => {
+                self.go_seen.set(true);
+                self.expect(want)
+            }
             Some((m, _)) if m == want => Ok(()),
             Some((Msg::Error(e), _)) => Err(Error::Init(e)),
             Some((m, _)) => Err(Error::Init(format!(
