@@ -221,6 +221,9 @@ pub fn create_from_config(
                 0,
             )
             .ctx(|| format!("creating {}", fifo.display()))?;
+            // Writable by the init even when it runs as a mapped (non-host-root) user; the
+            // umask took the write bits off.
+            rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622)).ctx(|| format!("chmod {}", fifo.display()))?;
             Gate::Fifo(
                 rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
                     .ctx(|| format!("opening {}", fifo.display()))?,

@@ -49,15 +49,25 @@ pub struct SkippedSyscall {
     pub field: String,
     /// The syscall name.
     pub name: String,
+    /// When the rule was skipped because an earlier unconditional rule for the same syscall
+    /// takes precedence: where that rule is.
+    pub shadowed_by: Option<String>,
 }
 
 impl fmt::Display for SkippedSyscall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: syscall {:?} is not known to libseccomp on this architecture; its rule was skipped",
-            self.field, self.name
-        )
+        match &self.shadowed_by {
+            Some(earlier) => write!(
+                f,
+                "{}: syscall {:?} already has an unconditional rule with another action at {earlier}; that first rule applies and this one was skipped",
+                self.field, self.name
+            ),
+            None => write!(
+                f,
+                "{}: syscall {:?} is not known to libseccomp on this architecture; its rule was skipped",
+                self.field, self.name
+            ),
+        }
     }
 }
 
@@ -354,20 +364,22 @@ fn compile(spec: &LinuxSeccomp) -> Result<Compiled, Error> {
                 skipped.push(SkippedSyscall {
                     field: name_field,
                     name: name.clone(),
+                    shadowed_by: None,
                 });
                 continue;
             };
             if rule_sets.iter().any(|set| set.is_empty()) {
                 match unconditional.entry(syscall.as_raw_syscall()) {
                     Entry::Occupied(earlier) if earlier.get().0 != act => {
-                        return Err(Error::invalid(
-                            name_field,
-                            format!(
-                                "syscall {name:?} already has an unconditional rule with a \
-                                 different action at {}; keep one of them",
-                                earlier.get().1
-                            ),
-                        ));
+                        // Engines' profiles list some syscalls twice (an allow-list entry and
+                        // a capability-dependent one). libseccomp, and so runc, keep the first
+                        // unconditional rule; so do we, and report the shadowed one.
+                        skipped.push(SkippedSyscall {
+                            field: name_field,
+                            name: name.clone(),
+                            shadowed_by: Some(earlier.get().1.clone()),
+                        });
+                        continue;
                     }
                     Entry::Occupied(_) => {}
                     Entry::Vacant(slot) => {
