@@ -119,7 +119,11 @@ impl CapSets {
         // The kernel only lets a capability into the ambient set when it is both permitted
         // and inheritable. runc's own default spec lists ambient capabilities without
         // inheritable ones; like runc, raise only those the kernel can accept.
-        for cap in self.ambient.iter().filter(|c| self.permitted.contains(c) && self.inheritable.contains(c)) {
+        for cap in self
+            .ambient
+            .iter()
+            .filter(|c| self.permitted.contains(c) && self.inheritable.contains(c))
+        {
             caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
                 Error::Init(format!("raising {cap} in the ambient set (it must also be permitted and inheritable): {e}"))
             })?;

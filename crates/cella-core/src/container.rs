@@ -206,7 +206,7 @@ pub fn create_from_config(
     if let Some(r) = effective_resources(linux) {
         cgroup.apply(&r)?;
     }
-    let cgroup_fd = cgroup.unified_dir_fd()?;
+    let entry = CgroupEntry::open(cgroup.as_ref())?;
     let cgroup_mounts = cgroup.container_mounts();
     undo.cgroup = Some(cgroup);
 
@@ -223,7 +223,8 @@ pub fn create_from_config(
             .ctx(|| format!("creating {}", fifo.display()))?;
             // Writable by the init even when it runs as a mapped (non-host-root) user; the
             // umask took the write bits off.
-            rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622)).ctx(|| format!("chmod {}", fifo.display()))?;
+            rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622))
+                .ctx(|| format!("chmod {}", fifo.display()))?;
             Gate::Fifo(
                 rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
                     .ctx(|| format!("opening {}", fifo.display()))?,
@@ -272,7 +273,7 @@ pub fn create_from_config(
 
     let (parent_end, child_end) = sync::pair()?;
     let close_now = vec![parent_end.as_fd().as_raw_fd(), dir.lock_raw_fd()];
-    let forked = sys::clone3_fork(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    let forked = sys::clone3_fork(flags, entry.into.as_ref().map(|f| f.as_raw_fd()));
     let forked = match forked {
         Ok(f) => f,
         Err(e) => {
@@ -294,6 +295,7 @@ pub fn create_from_config(
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 close_now,
+                cgroup_entry: &entry,
                 seccomp: seccomp.as_ref(),
             };
             std::mem::forget(undo);
@@ -308,9 +310,6 @@ pub fn create_from_config(
     undo.pid = pid;
     undo.pidfd = Some(pidfd.try_clone().ctx(|| "dup pidfd".to_string())?);
 
-    if cgroup_fd.is_none() {
-        undo.cgroup.as_ref().expect("set above").add_pid(pid)?;
-    }
     if namespaces.is_new(LinuxNamespaceType::User) {
         write_id_maps(pid, linux)?;
     }
@@ -960,4 +959,48 @@ pub fn effective_resources(
     }
     r.set_devices(Some(rules));
     Some(r)
+}
+
+/// How a new process enters a container's cgroup without the runtime writing its pid to
+/// cgroup.procs (on v1 that write waits for an RCU grace period, 5-25 ms): a v2 directory fd
+/// for clone3(CLONE_INTO_CGROUP), and v1 `tasks` files the process writes "0" to itself.
+pub struct CgroupEntry {
+    pub into: Option<OwnedFd>,
+    pub tasks: Vec<OwnedFd>,
+}
+
+impl CgroupEntry {
+    /// Open the entry points of every hierarchy of `cgroup`.
+    pub fn open(cgroup: &dyn CgroupManager) -> Result<CgroupEntry> {
+        let mut into = None;
+        let mut tasks = Vec::new();
+        for dir in cgroup.dirs() {
+            let t = dir.join("tasks");
+            if t.exists() {
+                tasks.push(
+                    rustix::fs::open(&t, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                        .ctx(|| format!("opening {}", t.display()))?,
+                );
+            } else if into.is_none() {
+                into = Some(
+                    rustix::fs::open(
+                        &dir,
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ctx(|| format!("opening {}", dir.display()))?,
+                );
+            }
+        }
+        Ok(CgroupEntry { into, tasks })
+    }
+
+    /// In the new process: move ourselves into every v1 hierarchy.
+    pub fn enter(&self) -> Result<()> {
+        for fd in &self.tasks {
+            rustix::io::write(fd, b"0")
+                .ctx(|| "joining the container's cgroup (writing 0 to tasks)".to_string())?;
+        }
+        Ok(())
+    }
 }

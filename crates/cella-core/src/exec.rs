@@ -145,7 +145,7 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<Execed> {
         }
     }
     let cgroup = container::open_cgroup_of(&rec)?;
-    let cgroup_fd = cgroup.unified_dir_fd()?;
+    let entry = container::CgroupEntry::open(cgroup.as_ref())?;
     let (parent_end, child_end) = sync::pair()?;
     let host_proc = rustix::fs::open(
         "/proc",
@@ -153,23 +153,25 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<Execed> {
         Mode::empty(),
     )
     .ctx(|| "opening /proc".to_string())?;
-    let forked = sys::clone3_fork(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    let forked = sys::clone3_fork(0, entry.into.as_ref().map(|f| f.as_raw_fd()));
     restore();
     let forked = forked.ctx(|| "clone3 of the exec process".to_string())?;
     let (pid, pidfd) = match forked {
         sys::Forked::Child => {
             // SAFETY: closing the parent's end, which this process never uses or drops.
             unsafe { libc::close(parent_end.as_fd().as_raw_fd()) };
-            let r = exec_child(
-                &init_pidfd,
-                child_flags,
-                &process,
-                &host_proc,
-                opts.console_socket.as_ref(),
-                seccomp.as_ref(),
-                opts.preserve_fds,
-                &child_end,
-            );
+            let r = entry.enter().and_then(|()| {
+                exec_child(
+                    &init_pidfd,
+                    child_flags,
+                    &process,
+                    &host_proc,
+                    opts.console_socket.as_ref(),
+                    seccomp.as_ref(),
+                    opts.preserve_fds,
+                    &child_end,
+                )
+            });
             let e = match r {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -188,11 +190,6 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<Execed> {
         );
         e
     };
-    if cgroup_fd.is_none() {
-        if let Err(e) = cgroup.add_pid(pid) {
-            return Err(kill(e.into()));
-        }
-    }
     if let Err(e) = parent_end.send(&Msg::Go) {
         return Err(kill(e));
     }

@@ -44,6 +44,8 @@ pub struct InitArgs<'a> {
     /// Fds of the runtime that the init must close at once (the parent's channel end, the
     /// state dir lock).
     pub close_now: Vec<RawFd>,
+    /// How to join the container's cgroup (done first thing).
+    pub cgroup_entry: &'a crate::container::CgroupEntry,
     pub seccomp: Option<&'a cella_seccomp::Filter>,
 }
 
@@ -59,7 +61,8 @@ pub fn run(args: InitArgs<'_>, chan: Channel) -> ! {
         Err(e) => {
             // After Commit nobody reads the channel; then stderr is all the user has.
             if chan.send(&Msg::Error(e.to_string())).is_err() {
-                let _ = rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
+                let _ =
+                    rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
             }
             sys::exit_now(127)
         }
@@ -68,13 +71,14 @@ pub fn run(args: InitArgs<'_>, chan: Channel) -> ! {
 
 enum Never {}
 
-fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
+fn setup_and_exec(mut args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     let cfg = args.config;
     let spec = &cfg.spec;
     let linux = spec.linux().as_ref().expect("validated");
     let proc_spec = spec.process().as_ref().expect("validated");
     let ns = &args.namespaces;
 
+    args.cgroup_entry.enter()?;
     reset_signals();
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
@@ -156,7 +160,7 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         Ok(())
     };
     for plan in &cfg.mounts {
-        if plan.kind == MountKind::Cgroup {
+        if plan.kind == MountKind::Cgroup && ns.has(LinuxNamespaceType::Cgroup) {
             // The cgroup namespace must be rooted at the container's cgroup: wait until the
             // runtime has moved us there.
             enter_cgroup_ns(&mut got_go, &mut cgroupns_done)?;
@@ -165,7 +169,6 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     }
     rootfs::setup_dev(&ctx, linux.devices().as_deref().unwrap_or(&[]))?;
 
-    let mut pty = None;
     if proc_spec.terminal().unwrap_or(false) {
         let sock = args.console_socket.as_ref().ok_or_else(|| {
             Error::spec(
@@ -201,9 +204,12 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         )
         .ctx(|| "binding the pty to /dev/console".to_string())?;
         console::send_master(sock.as_fd(), p.master.as_fd())?;
-        pty = Some(p.slave);
         drop(p.master);
+        // Take the terminal as stdio now, as runc does: the runtime's own stdout/stderr
+        // (often pipes an engine reads until EOF) must not stay open in the init.
+        console::become_controlling(&p.slave)?;
     }
+    drop(args.console_socket.take());
 
     let h = spec.hooks().as_ref();
     let runtime_hooks = h.is_some_and(|h| {
@@ -301,10 +307,6 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         let state = crate::container::state_json_for_hooks(args.id, host_pid, "created", cfg);
         hooks::run_all("startContainer", Some(list), &state)?;
     }
-    if let Some(slave) = &pty {
-        console::become_controlling(slave)?;
-    }
-    drop(pty);
     let err = final_exec(&prepared, args.preserve_fds, args.seccomp, seccomp_loaded);
     if let Some(w) = &fifo_writer {
         let _ = rustix::io::write(w, format!("cella: {err}").as_bytes());

@@ -54,7 +54,16 @@ pub fn pair() -> Result<(Channel, Channel)> {
         None,
     )
     .ctx(|| "creating the runtime/init socketpair".to_string())?;
-    Ok((Channel { fd: a, go_seen: Default::default() }, Channel { fd: b, go_seen: Default::default() }))
+    Ok((
+        Channel {
+            fd: a,
+            go_seen: Default::default(),
+        },
+        Channel {
+            fd: b,
+            go_seen: Default::default(),
+        },
+    ))
 }
 
 impl Channel {
