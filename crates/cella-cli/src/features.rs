@@ -4,7 +4,10 @@ use serde_json::{json, Value};
 
 /// The features JSON.
 pub fn document() -> Value {
-    let caps: Vec<String> = caps::runtime::thread_all_supported().iter().map(|c| c.to_string()).collect();
+    let caps: Vec<String> = caps::runtime::thread_all_supported()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": cella_core::spec::OCI_VERSION,

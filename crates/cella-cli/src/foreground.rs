@@ -8,7 +8,15 @@ use anyhow::{anyhow, Context};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
-const FORWARDED: [i32; 7] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+const FORWARDED: [i32; 7] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
 
 /// Signals blocked and read through a signalfd, so none is lost between create and wait.
 pub struct SignalFd {
@@ -33,14 +41,23 @@ impl SignalFd {
             if fd < 0 {
                 return Err(std::io::Error::last_os_error()).context("signalfd");
             }
-            Ok(SignalFd { fd: OwnedFd::from_raw_fd(fd), old })
+            Ok(SignalFd {
+                fd: OwnedFd::from_raw_fd(fd),
+                old,
+            })
         }
     }
 
     fn read(&self) -> Option<i32> {
         let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
         // SAFETY: reading one signalfd_siginfo into properly sized storage.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), std::mem::size_of::<libc::signalfd_siginfo>()) };
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                info.as_mut_ptr().cast(),
+                std::mem::size_of::<libc::signalfd_siginfo>(),
+            )
+        };
         if n as usize != std::mem::size_of::<libc::signalfd_siginfo>() {
             return None;
         }
@@ -61,7 +78,13 @@ pub fn recv_pty_master(sock: BorrowedFd<'_>) -> anyhow::Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = RecvAncillaryBuffer::new(&mut space);
-    recvmsg(sock, &mut [std::io::IoSliceMut::new(&mut buf)], &mut anc, RecvFlags::CMSG_CLOEXEC).context("receiving the container's terminal")?;
+    recvmsg(
+        sock,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        &mut anc,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .context("receiving the container's terminal")?;
     for m in anc.drain() {
         if let RecvAncillaryMessage::ScmRights(mut fds) = m {
             if let Some(fd) = fds.next() {
@@ -80,7 +103,9 @@ struct RawMode {
 impl RawMode {
     fn enter() -> RawMode {
         let stdin = rustix::stdio::stdin();
-        let Ok(saved) = rustix::termios::tcgetattr(stdin) else { return RawMode { saved: None } };
+        let Ok(saved) = rustix::termios::tcgetattr(stdin) else {
+            return RawMode { saved: None };
+        };
         let mut raw = saved.clone();
         raw.make_raw();
         let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
@@ -91,7 +116,11 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.saved {
-            let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, t);
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
         }
     }
 }
@@ -115,7 +144,13 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
 
 /// Wait for the container's init `pid`, forwarding signals and proxying `pty` (with our
 /// stdin when `interactive`). Returns the exit code to exit with.
-pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &SignalFd, pty: Option<OwnedFd>, interactive: bool) -> anyhow::Result<i32> {
+pub fn wait(
+    pid: i32,
+    pidfd: BorrowedFd<'_>,
+    sigfd: &SignalFd,
+    pty: Option<OwnedFd>,
+    interactive: bool,
+) -> anyhow::Result<i32> {
     let _raw = match (&pty, rustix::termios::isatty(rustix::stdio::stdin())) {
         (Some(m), true) => {
             copy_winsize(m.as_fd());
@@ -132,7 +167,10 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &SignalFd, pty: Option<Owned
             break;
         }
         let stdin = rustix::stdio::stdin();
-        let mut fds = vec![PollFd::new(&sigfd.fd, PollFlags::IN), PollFd::new(&pidfd, PollFlags::IN)];
+        let mut fds = vec![
+            PollFd::new(&sigfd.fd, PollFlags::IN),
+            PollFd::new(&pidfd, PollFlags::IN),
+        ];
         let pty_idx = pty.as_ref().filter(|_| pty_open).map(|m| {
             fds.push(PollFd::new(m, PollFlags::IN));
             fds.len() - 1
@@ -143,7 +181,10 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &SignalFd, pty: Option<Owned
         } else {
             None
         };
-        let timeout = exited.then_some(rustix::time::Timespec { tv_sec: 0, tv_nsec: 200_000_000 });
+        let timeout = exited.then_some(rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        });
         match poll(&mut fds, timeout.as_ref()) {
             Ok(0) if exited => break,
             Ok(_) => {}
@@ -160,7 +201,15 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &SignalFd, pty: Option<Owned
                     }
                 } else {
                     // SAFETY: pidfd_send_signal on our child's pidfd with no siginfo.
-                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_pidfd_send_signal,
+                            pidfd.as_raw_fd(),
+                            sig,
+                            std::ptr::null::<libc::siginfo_t>(),
+                            0,
+                        )
+                    };
                 }
             }
         }
@@ -193,9 +242,12 @@ pub fn wait(pid: i32, pidfd: BorrowedFd<'_>, sigfd: &SignalFd, pty: Option<Owned
             }
         }
     }
-    let (_, status) = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty())
-        .context("waiting for the container")?
-        .ok_or_else(|| anyhow!("no status for the container"))?;
+    let (_, status) = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    )
+    .context("waiting for the container")?
+    .ok_or_else(|| anyhow!("no status for the container"))?;
     Ok(if let Some(c) = status.exit_status() {
         c
     } else if let Some(s) = status.terminating_signal() {

@@ -47,7 +47,7 @@ read-only, with a private /tmp.",
         after_help = "EXAMPLES:\n  cella run --rootfs ./rootfs --memory 512M -- /bin/sh\n  cella run -it --rootfs ubuntu-base.tar.gz -- bash\n  \
 cella run -v /srv/data:/data:ro --pids-limit 100 -- ls /data\n  cella run --cpus 0.5 -e FOO=bar -w /tmp -u 1000:1000 -- sh -c 'id; pwd'"
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers.
     Ps,
 }
@@ -103,7 +103,11 @@ struct RunArgs {
     #[arg(long, value_name = "MODE", default_value = "private")]
     network: String,
     /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
@@ -122,7 +126,7 @@ pub fn main() -> i32 {
     }
     let root = StateRoot::new(&cli.root);
     let r = match cli.cmd {
-        Some(Cmd::Run(a)) => run(&root, a),
+        Some(Cmd::Run(a)) => run(&root, *a),
         Some(Cmd::Ps) => ps(&root),
         None => Err(anyhow!("no command given; try `cella run --help`")),
     };
@@ -149,7 +153,10 @@ pub fn parse_bytes(s: &str, flag: &str) -> Result<i64> {
     if t == "-1" {
         return Ok(-1);
     }
-    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1i64 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),
@@ -157,8 +164,10 @@ pub fn parse_bytes(s: &str, flag: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| anyhow!("{flag} {s:?}: not a size; use a number with an optional unit, like 512M or 1G"))?;
-    if !(n > 0.0) || !n.is_finite() {
+    let n: f64 = num.trim().parse().map_err(|_| {
+        anyhow!("{flag} {s:?}: not a size; use a number with an optional unit, like 512M or 1G")
+    })?;
+    if n.is_nan() || n <= 0.0 || !n.is_finite() {
         bail!("{flag} {s:?}: must be a positive size");
     }
     Ok((n * mult as f64) as i64)
@@ -177,7 +186,10 @@ fn human_bytes(n: i64) -> String {
 fn random_name() -> String {
     let mut b = [0u8; 6];
     let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty());
-    format!("cella-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "cella-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
@@ -189,32 +201,50 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     if root.dir_of(&id).join("state.json").exists() {
         bail!("--name {id:?}: a container of that name exists; remove it or choose another name");
     }
-    let memory = a.memory.as_deref().map(|m| parse_bytes(m, "--memory")).transpose()?;
-    let swap = a.memory_swap.as_deref().map(|m| parse_bytes(m, "--memory-swap")).transpose()?;
+    let memory = a
+        .memory
+        .as_deref()
+        .map(|m| parse_bytes(m, "--memory"))
+        .transpose()?;
+    let swap = a
+        .memory_swap
+        .as_deref()
+        .map(|m| parse_bytes(m, "--memory-swap"))
+        .transpose()?;
     if swap.is_some() && memory.is_none() {
         bail!("--memory-swap needs --memory");
     }
     if let (Some(m), Some(s)) = (memory, swap) {
         if s != -1 && s < m {
-            bail!("--memory-swap {} must be at least --memory {} (it is memory plus swap)", human_bytes(s), human_bytes(m));
+            bail!(
+                "--memory-swap {} must be at least --memory {} (it is memory plus swap)",
+                human_bytes(s),
+                human_bytes(m)
+            );
         }
     }
     if let Some(c) = a.cpus {
-        if !(c > 0.0) || c > 1024.0 {
+        if c.is_nan() || c <= 0.0 || c > 1024.0 {
             bail!("--cpus {c}: must be more than 0 (e.g. 0.5 or 2)");
         }
     }
     let network_private = match a.network.as_str() {
         "private" | "none" => true,
         "host" => false,
-        other => bail!("--network {other:?}: use \"private\" (own namespace, loopback only) or \"host\""),
+        other => {
+            bail!("--network {other:?}: use \"private\" (own namespace, loopback only) or \"host\"")
+        }
     };
-    std::fs::create_dir_all(root.path()).with_context(|| format!("creating {}", root.path().display()))?;
+    std::fs::create_dir_all(root.path())
+        .with_context(|| format!("creating {}", root.path().display()))?;
 
     let scratch = crate::rootfs_source::private_scratch(root.path())?;
     let rootfs = crate::rootfs_source::prepare(a.rootfs.as_deref(), root.path(), &scratch)?;
 
-    let mut mounts: Vec<Value> = specgen::default_mounts().as_array().cloned().unwrap_or_default();
+    let mut mounts: Vec<Value> = specgen::default_mounts()
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     mounts.extend(rootfs.mounts.iter().cloned());
     for v in &a.volumes {
         mounts.push(volume_mount(v)?);
@@ -223,10 +253,16 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
         Some(u) => parse_user(u, &rootfs.path)?,
         None => (0, 0),
     };
-    let mut env = vec![specgen::DEFAULT_PATH.to_string(), format!("HOSTNAME={}", a.hostname.as_deref().unwrap_or(&id))];
+    let mut env = vec![
+        specgen::DEFAULT_PATH.to_string(),
+        format!("HOSTNAME={}", a.hostname.as_deref().unwrap_or(&id)),
+    ];
     env.push(format!("HOME={}", if uid == 0 { "/root" } else { "/" }));
     if a.tty {
-        env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+        env.push(format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+        ));
     }
     for e in &a.env {
         let kv = if e.contains('=') {
@@ -258,12 +294,21 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     if let Some(p) = a.pids_limit {
         resources["pids"] = json!({"limit": if p <= 0 { -1 } else { p }});
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"}), json!({"type": "cgroup"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
     if network_private {
         namespaces.push(json!({"type": "network"}));
     }
     let seccomp = serde_json::to_value(cella_seccomp::default_profile())?;
-    let hostname = a.hostname.clone().unwrap_or_else(|| id.chars().take(63).collect());
+    let hostname = a
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id.chars().take(63).collect());
     let spec = json!({
         "ociVersion": cella_core::spec::OCI_VERSION,
         "process": {
@@ -286,7 +331,8 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
             "seccomp": seccomp
         }
     });
-    let spec: oci_spec::runtime::Spec = serde_json::from_value(spec).context("building the container spec")?;
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_value(spec).context("building the container spec")?;
     let config = cella_core::spec::validate(spec, scratch.clone())?;
 
     let sigfd = crate::foreground::SignalFd::new()?;
@@ -302,7 +348,11 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     };
     let stdin_null = if !a.interactive && !a.tty {
         // Like docker: without -i the container's stdin is empty.
-        let null = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())?;
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
         let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3)?;
         // SAFETY: dup2 onto fd 0; the saved copy restores it after create.
         unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
@@ -341,7 +391,8 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     };
     let result = c.start().map_err(anyhow::Error::from);
     c.unlock();
-    let code = result.and_then(|()| crate::foreground::wait(c.pid, c.pidfd.as_fd(), &sigfd, pty, a.interactive));
+    let code = result
+        .and_then(|()| crate::foreground::wait(c.pid, c.pidfd.as_fd(), &sigfd, pty, a.interactive));
     let oom = c.cgroup().oom_kill_count().unwrap_or(0);
     let deleted = container::delete(root, &id, true);
     let code = code?;
@@ -367,7 +418,8 @@ fn volume_mount(v: &str) -> Result<Value> {
     if mode != "ro" && mode != "rw" {
         bail!("-v {v:?}: unknown mode {mode:?}; use ro or rw");
     }
-    let host = std::fs::canonicalize(host).with_context(|| format!("-v {v:?}: host path {host}"))?;
+    let host =
+        std::fs::canonicalize(host).with_context(|| format!("-v {v:?}: host path {host}"))?;
     if !ctr.starts_with('/') {
         bail!("-v {v:?}: the container path {ctr:?} must be absolute");
     }
@@ -386,10 +438,18 @@ fn parse_user(u: &str, rootfs: &Path) -> Result<(u32, u32)> {
         None => (u, None),
     };
     let read_db = |name: &str| -> String {
-        let Ok(root) = rustix::fs::open(rootfs, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()) else {
+        let Ok(root) = rustix::fs::open(
+            rootfs,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) else {
             return String::new();
         };
-        match cella_core::resolve::open_in_root(root.as_fd(), Path::new(name), rustix::fs::OFlags::RDONLY) {
+        match cella_core::resolve::open_in_root(
+            root.as_fd(),
+            Path::new(name),
+            rustix::fs::OFlags::RDONLY,
+        ) {
             Ok(fd) => std::io::read_to_string(std::fs::File::from(fd)).unwrap_or_default(),
             Err(_) => String::new(),
         }
@@ -401,9 +461,14 @@ fn parse_user(u: &str, rootfs: &Path) -> Result<(u32, u32)> {
             let line = db
                 .lines()
                 .find(|l| l.split(':').next() == Some(user))
-                .ok_or_else(|| anyhow!("-u {u:?}: no user {user:?} in the container's /etc/passwd"))?;
+                .ok_or_else(|| {
+                    anyhow!("-u {u:?}: no user {user:?} in the container's /etc/passwd")
+                })?;
             let f: Vec<&str> = line.split(':').collect();
-            (f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0), f.get(3).and_then(|x| x.parse::<u32>().ok()))
+            (
+                f.get(2).and_then(|x| x.parse().ok()).unwrap_or(0),
+                f.get(3).and_then(|x| x.parse::<u32>().ok()),
+            )
         }
     };
     let gid = match group {
@@ -414,7 +479,9 @@ fn parse_user(u: &str, rootfs: &Path) -> Result<(u32, u32)> {
                 db.lines()
                     .find(|l| l.split(':').next() == Some(g))
                     .and_then(|l| l.split(':').nth(2).and_then(|x| x.parse().ok()))
-                    .ok_or_else(|| anyhow!("-u {u:?}: no group {g:?} in the container's /etc/group"))?
+                    .ok_or_else(|| {
+                        anyhow!("-u {u:?}: no group {g:?} in the container's /etc/group")
+                    })?
             }
         },
         None => primary.unwrap_or(uid),
@@ -434,7 +501,10 @@ mod tests {
         assert_eq!(parse_bytes("100k", "--memory").unwrap(), 100 << 10);
         assert_eq!(parse_bytes("1024", "--memory").unwrap(), 1024);
         assert_eq!(parse_bytes("-1", "--memory-swap").unwrap(), -1);
-        assert!(parse_bytes("lots", "--memory").unwrap_err().to_string().contains("--memory \"lots\""));
+        assert!(parse_bytes("lots", "--memory")
+            .unwrap_err()
+            .to_string()
+            .contains("--memory \"lots\""));
         assert!(parse_bytes("0", "--memory").is_err());
     }
 
@@ -444,7 +514,10 @@ mod tests {
         assert_eq!(v["destination"], "/data");
         assert!(v["options"].as_array().unwrap().iter().any(|o| o == "ro"));
         assert!(volume_mount("/tmp:data").is_err());
-        assert!(volume_mount("/nonexistent-xyz:/d").unwrap_err().to_string().contains("/nonexistent-xyz"));
+        assert!(volume_mount("/nonexistent-xyz:/d")
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent-xyz"));
         assert!(volume_mount("/tmp:/d:rx").is_err());
     }
 }

@@ -26,9 +26,21 @@ pub fn private_scratch(state_root: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     // SAFETY: a new mount namespace for this single-threaded process; it changes which mounts
     // we see, not any memory or fd we hold.
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }.context("creating a private mount namespace")?;
-    mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC).context("making mounts private")?;
-    mount("tmpfs", &scratch, "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=0700").context("mounting the scratch tmpfs")?;
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .context("creating a private mount namespace")?;
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .context("making mounts private")?;
+    mount(
+        "tmpfs",
+        &scratch,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        c"mode=0700",
+    )
+    .context("mounting the scratch tmpfs")?;
     Ok(scratch)
 }
 
@@ -37,13 +49,17 @@ pub fn prepare(source: Option<&Path>, state_root: &Path, scratch: &Path) -> Resu
     match source {
         None => host_root(scratch),
         Some(p) => {
-            let meta = fs::metadata(p).with_context(|| format!("--rootfs {}: cannot read it", p.display()))?;
+            let meta = fs::metadata(p)
+                .with_context(|| format!("--rootfs {}: cannot read it", p.display()))?;
             let lower = if meta.is_dir() {
                 fs::canonicalize(p)?
             } else if meta.is_file() {
                 unpack_cached(p, state_root)?
             } else {
-                bail!("--rootfs {}: neither a directory nor a tarball", p.display());
+                bail!(
+                    "--rootfs {}: neither a directory nor a tarball",
+                    p.display()
+                );
             };
             if !lower.join("bin").exists() && !lower.join("usr").exists() {
                 bail!(
@@ -57,18 +73,44 @@ pub fn prepare(source: Option<&Path>, state_root: &Path, scratch: &Path) -> Resu
 }
 
 fn overlay(lower: &Path, scratch: &Path) -> Result<Root> {
-    let (upper, work, merged) = (scratch.join("upper"), scratch.join("work"), scratch.join("merged"));
+    let (upper, work, merged) = (
+        scratch.join("upper"),
+        scratch.join("work"),
+        scratch.join("merged"),
+    );
     for d in [&upper, &work, &merged] {
         fs::create_dir_all(d)?;
     }
-    let data = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
     if lower.to_string_lossy().contains([',', ':']) {
-        bail!("--rootfs {}: overlayfs cannot use a path containing ',' or ':'", lower.display());
+        bail!(
+            "--rootfs {}: overlayfs cannot use a path containing ',' or ':'",
+            lower.display()
+        );
     }
     let data = std::ffi::CString::new(data)?;
-    mount("overlay", &merged, "overlay", MountFlags::empty(), data.as_c_str())
-        .with_context(|| format!("mounting a private writable overlay over {}", lower.display()))?;
-    Ok(Root { path: merged, mounts: Vec::new() })
+    mount(
+        "overlay",
+        &merged,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .with_context(|| {
+        format!(
+            "mounting a private writable overlay over {}",
+            lower.display()
+        )
+    })?;
+    Ok(Root {
+        path: merged,
+        mounts: Vec::new(),
+    })
 }
 
 /// An empty root whose /usr (and /bin, /lib* and /etc essentials) come from the host,
@@ -76,7 +118,9 @@ fn overlay(lower: &Path, scratch: &Path) -> Result<Root> {
 fn host_root(scratch: &Path) -> Result<Root> {
     let root = scratch.join("root");
     fs::create_dir_all(&root)?;
-    for d in ["usr", "etc", "tmp", "proc", "sys", "dev", "root", "home", "run", "var", "var/tmp", "mnt"] {
+    for d in [
+        "usr", "etc", "tmp", "proc", "sys", "dev", "root", "home", "run", "var", "var/tmp", "mnt",
+    ] {
         fs::create_dir_all(root.join(d))?;
     }
     let ro_bind = |src: &str, dst: &str| json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev"]});
@@ -87,13 +131,30 @@ fn host_root(scratch: &Path) -> Result<Root> {
             Ok(m) if m.file_type().is_symlink() => {
                 std::os::unix::fs::symlink(fs::read_link(&host)?, root.join(d))?;
             }
-            Ok(m) if m.is_dir() => mounts.push(ro_bind(host.to_str().expect("utf8"), &format!("/{d}"))),
+            Ok(m) if m.is_dir() => {
+                mounts.push(ro_bind(host.to_str().expect("utf8"), &format!("/{d}")))
+            }
             _ => {}
         }
     }
     for f in [
-        "passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
-        "alternatives", "os-release", "debian_version", "hostname", "services", "protocols", "ssl", "terminfo",
+        "passwd",
+        "group",
+        "hosts",
+        "resolv.conf",
+        "nsswitch.conf",
+        "ld.so.cache",
+        "ld.so.conf",
+        "ld.so.conf.d",
+        "localtime",
+        "alternatives",
+        "os-release",
+        "debian_version",
+        "hostname",
+        "services",
+        "protocols",
+        "ssl",
+        "terminfo",
     ] {
         let host = Path::new("/etc").join(f);
         if host.exists() {
@@ -101,7 +162,10 @@ fn host_root(scratch: &Path) -> Result<Root> {
         }
     }
     mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}));
-    fs::set_permissions(root.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
+    fs::set_permissions(
+        root.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )?;
     Ok(Root { path: root, mounts })
 }
 
@@ -110,13 +174,24 @@ fn unpack_cached(tarball: &Path, state_root: &Path) -> Result<PathBuf> {
     let abs = fs::canonicalize(tarball)?;
     let meta = fs::metadata(&abs)?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (abs.as_os_str(), meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut h);
-    let dir = state_root.join("images").join(format!("{:016x}", h.finish()));
+    (
+        abs.as_os_str(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino(),
+    )
+        .hash(&mut h);
+    let dir = state_root
+        .join("images")
+        .join(format!("{:016x}", h.finish()));
     let rootfs = dir.join("rootfs");
     if dir.join("complete").exists() {
         return Ok(rootfs);
     }
-    let tmp = state_root.join("images").join(format!(".unpack-{}", std::process::id()));
+    let tmp = state_root
+        .join("images")
+        .join(format!(".unpack-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join("rootfs"))?;
     let result = (|| -> Result<()> {
@@ -137,7 +212,10 @@ fn unpack_cached(tarball: &Path, state_root: &Path) -> Result<PathBuf> {
         ar.set_unpack_xattrs(false);
         ar.set_overwrite(true);
         ar.unpack(tmp.join("rootfs")).map_err(|e| {
-            anyhow!("--rootfs {}: unpacking failed: {e} (is it a .tar, .tar.gz, .tar.xz or .tar.zst?)", tarball.display())
+            anyhow!(
+                "--rootfs {}: unpacking failed: {e} (is it a .tar, .tar.gz, .tar.xz or .tar.zst?)",
+                tarball.display()
+            )
         })?;
         Ok(())
     })();
@@ -153,7 +231,10 @@ fn unpack_cached(tarball: &Path, state_root: &Path) -> Result<PathBuf> {
         Err(_) if dir.join("complete").exists() => {
             let _ = fs::remove_dir_all(&tmp);
         }
-        Err(e) => return Err(e).with_context(|| format!("storing the unpacked rootfs in {}", dir.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("storing the unpacked rootfs in {}", dir.display()))
+        }
     }
     Ok(rootfs)
 }

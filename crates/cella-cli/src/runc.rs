@@ -137,10 +137,63 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Run a process inside a running container.
+    Exec(ExecArgs),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+}
+
+#[derive(clap::Args, Debug)]
+struct ExecArgs {
+    /// A runtime-spec Process JSON file describing the process (replaces the flags below).
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Return once the process has started.
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the process's host pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Unix socket to send the pty master to.
+    #[arg(long, value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    /// Pass N extra fds (3..3+N) to the process.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    preserve_fds: u32,
+    /// Working directory in the container.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE); repeatable.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// UID[:GID] to run as.
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// Additional group id; repeatable.
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    additional_gids: Vec<u32>,
+    /// Add a capability (e.g. CAP_NET_ADMIN) to the process's sets; repeatable.
+    #[arg(short, long = "cap", value_name = "CAP")]
+    caps: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    no_new_privs: bool,
+    /// SELinux label for the process.
+    #[arg(long, value_name = "LABEL")]
+    process_label: Option<String>,
+    /// AppArmor profile for the process.
+    #[arg(short, long, value_name = "PROFILE")]
+    apparmor: Option<String>,
+    /// Container id.
+    id: String,
+    /// The command and its arguments (without --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -158,7 +211,11 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let mut log = match Log::new(cli.log.as_deref(), cli.log_format == LogFormat::Json, cli.debug) {
+    let mut log = match Log::new(
+        cli.log.as_deref(),
+        cli.log_format == LogFormat::Json,
+        cli.debug,
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cella: {e:#}");
@@ -197,7 +254,9 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
     }
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
-        Some("true") => bail!("--rootless true: rootless containers are not supported by cella yet; run as root"),
+        Some("true") => bail!(
+            "--rootless true: rootless containers are not supported by cella yet; run as root"
+        ),
         Some(v) => bail!("--rootless {v:?}: use true, false or auto"),
     }
     let root = StateRoot::new(&cli.root);
@@ -211,7 +270,11 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             container::start(&root, &id)?;
             Ok(0)
         }
-        Cmd::Run { create: a, detach, keep } => {
+        Cmd::Run {
+            create: a,
+            detach,
+            keep,
+        } => {
             if detach {
                 let id = a.id.clone();
                 create(&root, a, Mode_::Detached)?;
@@ -243,9 +306,19 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             } else if format == ListFormat::Json {
                 println!("{}", serde_json::to_string(&all)?);
             } else {
-                println!("{:<24} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+                println!(
+                    "{:<24} {:<8} {:<10} {:<40} {:<32} OWNER",
+                    "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+                );
                 for s in &all {
-                    println!("{:<24} {:<8} {:<10} {:<40} {:<32} {}", s.id, s.pid, s.status, s.bundle.display(), s.created, "root");
+                    println!(
+                        "{:<24} {:<8} {:<10} {:<40} {:<32} root",
+                        s.id,
+                        s.pid,
+                        s.status,
+                        s.bundle.display(),
+                        s.created
+                    );
                 }
             }
             Ok(0)
@@ -256,14 +329,22 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
                 bail!("{} exists; remove it first", path.display());
             }
             let v = crate::specgen::runc_default(rootless);
-            std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, serde_json::to_string_pretty(&v)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(0)
         }
         Cmd::Features => {
-            println!("{}", serde_json::to_string_pretty(&crate::features::document())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::features::document())?
+            );
             Ok(0)
         }
-        Cmd::Ps { format, id, ps_args } => {
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
             let pids = container::pids(&root, &id)?;
             if format == ListFormat::Json {
                 println!("{}", serde_json::to_string(&pids)?);
@@ -271,6 +352,7 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             }
             ps_table(&pids, &ps_args)
         }
+        Cmd::Exec(a) => exec(&root, a),
         Cmd::Pause { id } => {
             container::pause(&root, &id)?;
             Ok(0)
@@ -283,18 +365,36 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
 }
 
 fn ps_table(pids: &[i32], args: &[String]) -> Result<i32> {
-    let args: Vec<String> = if args.is_empty() { vec!["-ef".into()] } else { args.to_vec() };
-    let out = std::process::Command::new("ps").args(&args).output().context("running ps")?;
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("running ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
-    let pid_col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| anyhow!("ps output has no PID column"))?;
+    let pid_col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| anyhow!("ps output has no PID column"))?;
     println!("{header}");
     for l in lines {
-        if let Some(p) = l.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok()) {
+        if let Some(p) = l
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
             if pids.contains(&p) {
                 println!("{l}");
             }
@@ -304,7 +404,8 @@ fn ps_table(pids: &[i32], args: &[String]) -> Result<i32> {
 }
 
 fn connect_console(path: &std::path::Path) -> Result<OwnedFd> {
-    let s = std::os::unix::net::UnixStream::connect(path).with_context(|| format!("--console-socket {}: connecting", path.display()))?;
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("--console-socket {}: connecting", path.display()))?;
     Ok(OwnedFd::from(s))
 }
 
@@ -384,4 +485,138 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         container::delete(root, &id, true)?;
     }
     code
+}
+
+/// The process for `exec`: the --process file, or the container's process with the flags
+/// applied (so exec inherits user, capabilities, no_new_privs and LSM settings).
+fn exec_process(root: &StateRoot, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    if let Some(p) = &a.process {
+        if !a.command.is_empty() {
+            bail!("exec: give either --process or a command, not both");
+        }
+        return Ok(cella_core::exec::load_process(p)?);
+    }
+    if a.command.is_empty() {
+        bail!("exec: no command given: cella-runc exec ID COMMAND [ARGS...]");
+    }
+    let mut p = cella_core::exec::container_process(root, &a.id)?;
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &a.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((x, y)) => (x, Some(y)),
+            None => (u.as_str(), None),
+        };
+        let uid: u32 = uid
+            .parse()
+            .map_err(|_| anyhow!("--user {u:?}: use numeric UID[:GID]"))?;
+        let gid: u32 = match gid {
+            Some(g) => g
+                .parse()
+                .map_err(|_| anyhow!("--user {u:?}: use numeric UID[:GID]"))?,
+            None => uid,
+        };
+        let mut user = p.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid);
+        p.set_user(user);
+    }
+    if !a.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if !a.caps.is_empty() {
+        let mut c = p.capabilities().clone().unwrap_or_default();
+        for name in &a.caps {
+            let full = if name.starts_with("CAP_") {
+                name.clone()
+            } else {
+                format!("CAP_{}", name.to_ascii_uppercase())
+            };
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(full.clone()))
+                    .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            let (b, e, pm) = (add(c.bounding()), add(c.effective()), add(c.permitted()));
+            c.set_bounding(b);
+            c.set_effective(e);
+            c.set_permitted(pm);
+        }
+        p.set_capabilities(Some(c));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(l) = &a.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if let Some(ap) = &a.apparmor {
+        p.set_apparmor_profile(Some(ap.clone()));
+    }
+    Ok(p)
+}
+
+fn exec(root: &StateRoot, a: ExecArgs) -> Result<i32> {
+    let process = exec_process(root, &a)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let sigfd = if a.detach {
+        None
+    } else {
+        Some(crate::foreground::SignalFd::new()?)
+    };
+    let mut own = None;
+    let console_socket = match (&a.console_socket, terminal) {
+        (Some(p), _) => Some(connect_console(p)?),
+        (None, true) if !a.detach => {
+            let (ours, theirs) = rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )?;
+            own = Some(ours);
+            Some(theirs)
+        }
+        _ => None,
+    };
+    let execed = cella_core::exec::exec(
+        root,
+        cella_core::exec::ExecOptions {
+            id: a.id.clone(),
+            process,
+            pid_file: a.pid_file.clone(),
+            console_socket,
+            preserve_fds: a.preserve_fds,
+        },
+    )?;
+    if a.detach {
+        return Ok(0);
+    }
+    let pty = match own {
+        Some(ours) => Some(crate::foreground::recv_pty_master(ours.as_fd())?),
+        None => None,
+    };
+    crate::foreground::wait(
+        execed.pid,
+        execed.pidfd.as_fd(),
+        sigfd.as_ref().expect("not detached"),
+        pty,
+        true,
+    )
 }

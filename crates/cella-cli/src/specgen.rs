@@ -40,7 +40,13 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths the container sees read-only.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// The default PATH inside containers.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -87,8 +93,14 @@ pub fn runc_default(rootless: bool) -> Value {
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
         let linux = v["linux"].as_object_mut().expect("object");
-        linux.insert("uidMappings".into(), json!([{"containerID": 0, "hostID": uid, "size": 1}]));
-        linux.insert("gidMappings".into(), json!([{"containerID": 0, "hostID": gid, "size": 1}]));
+        linux.insert(
+            "uidMappings".into(),
+            json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+        );
+        linux.insert(
+            "gidMappings".into(),
+            json!([{"containerID": 0, "hostID": gid, "size": 1}]),
+        );
         linux.insert(
             "namespaces".into(),
             json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}, {"type": "user"}]),
@@ -101,7 +113,13 @@ pub fn runc_default(rootless: bool) -> Value {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
             }
             if m["destination"] == "/dev/pts" {
-                m["options"] = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
             }
         }
     }

@@ -21,7 +21,10 @@ fn convert(field: &str, set: &Option<Capabilities>) -> Result<CapsHashSet> {
     let supported: HashSet<Cap> = caps::runtime::thread_all_supported();
     let mut out = CapsHashSet::new();
     for c in set.iter().flatten() {
-        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         let cap: Cap = name
             .parse()
             .map_err(|_| Error::spec(field, format!("unknown capability {name:?}")))?;
@@ -37,7 +40,9 @@ fn convert(field: &str, set: &Option<Capabilities>) -> Result<CapsHashSet> {
 impl CapSets {
     /// Convert the spec's sets (absent sets are empty).
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<CapSets> {
-        let Some(c) = c else { return Ok(CapSets::default()) };
+        let Some(c) = c else {
+            return Ok(CapSets::default());
+        };
         Ok(CapSets {
             bounding: convert("process.capabilities.bounding", c.bounding())?,
             effective: convert("process.capabilities.effective", c.effective())?,
@@ -52,7 +57,9 @@ impl CapSets {
     pub fn apply_bounding(&self) -> Result<()> {
         for cap in caps::runtime::thread_all_supported() {
             if !self.bounding.contains(&cap) {
-                caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Init(format!("dropping {cap} from the bounding set: {e}")))?;
+                caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                    Error::Init(format!("dropping {cap} from the bounding set: {e}"))
+                })?;
             }
         }
         Ok(())
@@ -63,7 +70,11 @@ impl CapSets {
     /// capset(2) call, so the kernel checks them together against the old sets.
     pub fn apply_rest(&self) -> Result<()> {
         let mask = |set: &CapsHashSet| -> u64 { set.iter().fold(0u64, |m, c| m | c.bitmask()) };
-        let (e, p, i) = (mask(&self.effective), mask(&self.permitted), mask(&self.inheritable));
+        let (e, p, i) = (
+            mask(&self.effective),
+            mask(&self.permitted),
+            mask(&self.inheritable),
+        );
         #[repr(C)]
         struct Header {
             version: u32,
@@ -76,10 +87,21 @@ impl CapSets {
             permitted: u32,
             inheritable: u32,
         }
-        let hdr = Header { version: 0x2008_0522, pid: 0 };
+        let hdr = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         let data = [
-            Data { effective: e as u32, permitted: p as u32, inheritable: i as u32 },
-            Data { effective: (e >> 32) as u32, permitted: (p >> 32) as u32, inheritable: (i >> 32) as u32 },
+            Data {
+                effective: e as u32,
+                permitted: p as u32,
+                inheritable: i as u32,
+            },
+            Data {
+                effective: (e >> 32) as u32,
+                permitted: (p >> 32) as u32,
+                inheritable: (i >> 32) as u32,
+            },
         ];
         // SAFETY: capset with a v3 header and the two-element data array it requires; both live
         // across the call.
@@ -92,7 +114,8 @@ impl CapSets {
                 std::io::Error::last_os_error()
             )));
         }
-        caps::clear(None, CapSet::Ambient).map_err(|e| Error::Init(format!("clearing the ambient capability set: {e}")))?;
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|e| Error::Init(format!("clearing the ambient capability set: {e}")))?;
         for cap in &self.ambient {
             caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
                 Error::Init(format!("raising {cap} in the ambient set (it must also be permitted and inheritable): {e}"))

@@ -36,7 +36,8 @@ pub fn open_in_container(root: BorrowedFd<'_>, size: Option<(u16, u16)>) -> Resu
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        rustix::termios::tcsetwinsize(&master, ws).ctx(|| "process.consoleSize: setting the window size".to_string())?;
+        rustix::termios::tcsetwinsize(&master, ws)
+            .ctx(|| "process.consoleSize: setting the window size".to_string())?;
     }
     Ok(Pty { master, slave })
 }
@@ -48,19 +49,26 @@ pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<()>
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
     anc.push(SendAncillaryMessage::ScmRights(&fds));
-    sendmsg(socket, &[std::io::IoSlice::new(name)], &mut anc, SendFlags::NOSIGNAL)
-        .ctx(|| "sending the pty master over --console-socket".to_string())?;
+    sendmsg(
+        socket,
+        &[std::io::IoSlice::new(name)],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )
+    .ctx(|| "sending the pty master over --console-socket".to_string())?;
     Ok(())
 }
 
 /// Make `slave` the controlling terminal and stdio of the calling process.
 pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
     rustix::process::setsid().ctx(|| "setsid for the container's terminal".to_string())?;
-    rustix::process::ioctl_tiocsctty(slave).ctx(|| "making the pty the controlling terminal".to_string())?;
+    rustix::process::ioctl_tiocsctty(slave)
+        .ctx(|| "making the pty the controlling terminal".to_string())?;
     for target in 0..3 {
         // SAFETY: dup2 onto 0..2 replaces the standard streams; no Rust object owns them.
         if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&slave.as_fd()), target) } < 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| format!("dup2 of the pty onto fd {target}"));
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("dup2 of the pty onto fd {target}"));
         }
     }
     Ok(())

@@ -122,7 +122,10 @@ impl Drop for Undo {
 }
 
 fn reap(pid: i32) {
-    let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
 }
 
 /// Create a container from `opts.bundle`.
@@ -134,7 +137,11 @@ pub fn create(root: &StateRoot, opts: CreateOptions) -> Result<Created> {
 
 /// Create a container from an already validated config (the friendly command builds one in
 /// memory).
-pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config) -> Result<Created> {
+pub fn create_from_config(
+    root: &StateRoot,
+    opts: CreateOptions,
+    config: Config,
+) -> Result<Created> {
     let spec_ = &config.spec;
     let linux = spec_.linux().as_ref().expect("validated");
     let namespaces = spec::namespaces(spec_);
@@ -144,8 +151,16 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     };
     if let Some(console) = &opts.console_socket {
         let _ = console;
-    } else if spec_.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
-        return Err(Error::spec("process.terminal", "is true but no --console-socket was given to receive the terminal"));
+    } else if spec_
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+    {
+        return Err(Error::spec(
+            "process.terminal",
+            "is true but no --console-socket was given to receive the terminal",
+        ));
     }
 
     let dir = root.create(&opts.id)?;
@@ -164,12 +179,20 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
         bundle: config.bundle.clone(),
         rootfs: config.rootfs.clone(),
         created: state::rfc3339_now(),
-        annotations: spec_.annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: spec_
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         cgroup_path: String::new(),
         cgroup_created: Vec::new(),
         started: false,
     };
-    let cg_path = CgroupPath::resolve(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), &opts.id)?;
+    let cg_path = CgroupPath::resolve(
+        linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+        &opts.id,
+    )?;
     record.cgroup_path = cg_path.as_str().to_string();
     // Recorded before anything exists, so a crash from here on can be cleaned by delete.
     dir.write(&record)?;
@@ -190,9 +213,18 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     let gate = match opts.mode {
         Mode_::Detached => {
             let fifo = dir.fifo_path();
-            rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o622), 0)
-                .ctx(|| format!("creating {}", fifo.display()))?;
-            Gate::Fifo(rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).ctx(|| format!("opening {}", fifo.display()))?)
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &fifo,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o622),
+                0,
+            )
+            .ctx(|| format!("creating {}", fifo.display()))?;
+            Gate::Fifo(
+                rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                    .ctx(|| format!("opening {}", fifo.display()))?,
+            )
         }
         Mode_::Foreground => Gate::Channel,
     };
@@ -201,8 +233,14 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     let mut parent_join = Vec::new();
     for (t, p) in namespaces.entries() {
         if let Some(p) = p {
-            let fd = rustix::fs::open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .ctx(|| format!("linux.namespaces: opening {} namespace {}", spec::ns_name(*t), p.display()))?;
+            let fd =
+                rustix::fs::open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ctx(|| {
+                    format!(
+                        "linux.namespaces: opening {} namespace {}",
+                        spec::ns_name(*t),
+                        p.display()
+                    )
+                })?;
             if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
                 parent_join.push((*t, fd));
             } else {
@@ -270,7 +308,7 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
     if cgroup_fd.is_none() {
         undo.cgroup.as_ref().expect("set above").add_pid(pid)?;
     }
-    if namespaces.new(LinuxNamespaceType::User) {
+    if namespaces.is_new(LinuxNamespaceType::User) {
         write_id_maps(pid, linux)?;
     }
     if let Err(e) = parent_end.send(&Msg::Go) {
@@ -292,16 +330,28 @@ pub fn create_from_config(root: &StateRoot, opts: CreateOptions, config: Config)
                 let fd = fd.ok_or_else(|| Error::Init("seccomp listener fd missing".into()))?;
                 let s = linux.seccomp().as_ref().expect("filter came from the spec");
                 let path = s.listener_path().as_ref().ok_or_else(|| {
-                    Error::spec("linux.seccomp.listenerPath", "is required when a syscall uses SCMP_ACT_NOTIFY")
+                    Error::spec(
+                        "linux.seccomp.listenerPath",
+                        "is required when a syscall uses SCMP_ACT_NOTIFY",
+                    )
                 })?;
                 let state_json = state_json_for_hooks(&opts.id, pid, "creating", &config);
-                let state: oci_spec::runtime::State = serde_json::from_slice(&state_json).map_err(|e| Error::Init(format!("state for the seccomp agent: {e}")))?;
-                let msg = cella_seccomp::process_state_json(pid, s.listener_metadata().as_deref(), &state)?;
+                let state: oci_spec::runtime::State = serde_json::from_slice(&state_json)
+                    .map_err(|e| Error::Init(format!("state for the seccomp agent: {e}")))?;
+                let msg = cella_seccomp::process_state_json(
+                    pid,
+                    s.listener_metadata().as_deref(),
+                    &state,
+                )?;
                 cella_seccomp::send_listener(fd.as_fd(), &path.to_string_lossy(), &msg)?;
             }
             Some((Msg::Ready, _)) => break,
             Some((Msg::Error(e), _)) => return Err(Error::Init(e)),
-            Some((m, _)) => return Err(Error::Init(format!("protocol error: unexpected {m:?} from the container init"))),
+            Some((m, _)) => {
+                return Err(Error::Init(format!(
+                    "protocol error: unexpected {m:?} from the container init"
+                )))
+            }
             None => {
                 return Err(Error::Init(format!(
                     "the container init exited during setup ({})",
@@ -356,12 +406,23 @@ impl Restore {
 
 /// Join the pid and time namespaces given by path (they take effect for children only), or
 /// make a new time namespace and write its offsets before any process enters it.
-fn enter_parent_namespaces(join: &[(LinuxNamespaceType, OwnedFd)], linux: &oci_spec::runtime::Linux, ns: &spec::NamespaceSet) -> Result<Restore> {
+fn enter_parent_namespaces(
+    join: &[(LinuxNamespaceType, OwnedFd)],
+    linux: &oci_spec::runtime::Linux,
+    ns: &spec::NamespaceSet,
+) -> Result<Restore> {
     let mut saved = Vec::new();
-    let new_time = ns.new(LinuxNamespaceType::Time);
+    let new_time = ns.is_new(LinuxNamespaceType::Time);
     if !join.is_empty() || new_time {
-        for (name, t) in [("pid_for_children", libc::CLONE_NEWPID), ("time_for_children", libc::CLONE_NEWTIME)] {
-            if let Ok(fd) = rustix::fs::open(format!("/proc/self/ns/{name}"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        for (name, t) in [
+            ("pid_for_children", libc::CLONE_NEWPID),
+            ("time_for_children", libc::CLONE_NEWTIME),
+        ] {
+            if let Ok(fd) = rustix::fs::open(
+                format!("/proc/self/ns/{name}"),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
                 saved.push((t, fd));
             }
         }
@@ -372,20 +433,31 @@ fn enter_parent_namespaces(join: &[(LinuxNamespaceType, OwnedFd)], linux: &oci_s
         if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
             let e = std::io::Error::last_os_error();
             restore.restore();
-            return Err(e).ctx(|| format!("joining the {} namespace given in linux.namespaces", spec::ns_name(*t)));
+            return Err(e).ctx(|| {
+                format!(
+                    "joining the {} namespace given in linux.namespaces",
+                    spec::ns_name(*t)
+                )
+            });
         }
     }
     if new_time {
         let r = (|| -> Result<()> {
             // SAFETY: CLONE_NEWTIME only changes the time namespace of our future children; it
             // does not affect memory or file descriptors this process relies on.
-            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWTIME) }.ctx(|| "creating the time namespace".to_string())?;
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWTIME) }
+                .ctx(|| "creating the time namespace".to_string())?;
             let mut text = String::new();
             for (clock, off) in linux.time_offsets().iter().flatten() {
-                text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+                text.push_str(&format!(
+                    "{clock} {} {}\n",
+                    off.secs().unwrap_or(0),
+                    off.nanosecs().unwrap_or(0)
+                ));
             }
             if !text.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", &text).ctx(|| format!("linux.timeOffsets: writing {text:?}"))?;
+                std::fs::write("/proc/self/timens_offsets", &text)
+                    .ctx(|| format!("linux.timeOffsets: writing {text:?}"))?;
             }
             Ok(())
         })();
@@ -406,8 +478,10 @@ fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
     };
     let uid = fmt(linux.uid_mappings());
     let gid = fmt(linux.gid_mappings());
-    std::fs::write(format!("/proc/{pid}/uid_map"), &uid).ctx(|| format!("linux.uidMappings: writing {uid:?} to /proc/{pid}/uid_map"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &gid).ctx(|| format!("linux.gidMappings: writing {gid:?} to /proc/{pid}/gid_map"))?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
+        .ctx(|| format!("linux.uidMappings: writing {uid:?} to /proc/{pid}/uid_map"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
+        .ctx(|| format!("linux.gidMappings: writing {gid:?} to /proc/{pid}/gid_map"))?;
     Ok(())
 }
 
@@ -417,14 +491,22 @@ fn child_error(chan: &Channel, pid: i32) -> Option<Error> {
         match chan.recv() {
             Ok(Some((Msg::Error(e), _))) => return Some(Error::Init(e)),
             Ok(Some(_)) => continue,
-            Ok(None) => return Some(Error::Init(format!("the container init exited during setup ({})", describe_exit(pid)))),
+            Ok(None) => {
+                return Some(Error::Init(format!(
+                    "the container init exited during setup ({})",
+                    describe_exit(pid)
+                )))
+            }
             Err(_) => return None,
         }
     }
 }
 
 fn describe_exit(pid: i32) -> String {
-    match rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::NOHANG) {
+    match rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::NOHANG,
+    ) {
         Ok(Some((_, st))) => {
             if let Some(c) = st.exit_status() {
                 format!("exit status {c}")
@@ -440,7 +522,13 @@ fn describe_exit(pid: i32) -> String {
 
 /// The state JSON given to hooks on stdin.
 pub fn state_json_for_hooks(id: &str, pid: i32, status: &str, cfg: &Config) -> Vec<u8> {
-    let annotations: BTreeMap<String, String> = cfg.spec.annotations().clone().unwrap_or_default().into_iter().collect();
+    let annotations: BTreeMap<String, String> = cfg
+        .spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let v = serde_json::json!({
         "ociVersion": spec::OCI_VERSION,
         "id": id,
@@ -455,7 +543,10 @@ pub fn state_json_for_hooks(id: &str, pid: i32, status: &str, cfg: &Config) -> V
 impl Created {
     /// Foreground mode: let the init exec, run poststart hooks, and mark the container running.
     pub fn start(&mut self) -> Result<()> {
-        let chan = self.chan.as_ref().ok_or_else(|| Error::Init("start: not a foreground container".into()))?;
+        let chan = self
+            .chan
+            .as_ref()
+            .ok_or_else(|| Error::Init("start: not a foreground container".into()))?;
         chan.send(&Msg::Start)?;
         // The init's end closes at exec (O_CLOEXEC); an Error message means exec failed.
         match chan.recv()? {
@@ -497,7 +588,8 @@ pub fn status_of(dir: &ContainerDir, rec: &Record) -> Status {
     if rec.pid <= 0 {
         return Status::Stopped;
     }
-    let alive = sys::process_start_time(rec.pid) == Some(rec.pid_start_time) && !matches!(sys::process_state(rec.pid), Some('Z') | Some('X') | None);
+    let alive = sys::process_start_time(rec.pid) == Some(rec.pid_start_time)
+        && !matches!(sys::process_state(rec.pid), Some('Z') | Some('X') | None);
     if !alive {
         return Status::Stopped;
     }
@@ -513,10 +605,19 @@ pub fn status_of(dir: &ContainerDir, rec: &Record) -> Status {
     }
 }
 
+/// The cgroup of a recorded container.
+pub fn open_cgroup_of(rec: &Record) -> Result<Box<dyn CgroupManager>> {
+    open_cgroup(rec)
+}
+
 fn open_cgroup(rec: &Record) -> Result<Box<dyn CgroupManager>> {
     let layout = Layout::detect()?;
     let path = CgroupPath::resolve(Some(&rec.cgroup_path), &rec.id)?;
-    Ok(cella_cgroups::open_existing(layout, &path, rec.cgroup_created.clone())?)
+    Ok(cella_cgroups::open_existing(
+        layout,
+        &path,
+        rec.cgroup_created.clone(),
+    )?)
 }
 
 fn report(dir: &ContainerDir, rec: Record) -> StateReport {
@@ -524,7 +625,11 @@ fn report(dir: &ContainerDir, rec: Record) -> StateReport {
     StateReport {
         oci_version: rec.oci_version,
         id: rec.id,
-        pid: if status == Status::Stopped { 0 } else { rec.pid },
+        pid: if status == Status::Stopped {
+            0
+        } else {
+            rec.pid
+        },
         status,
         bundle: rec.bundle,
         rootfs: rec.rootfs,
@@ -568,9 +673,17 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     }
     let config = dir.read_config()?;
     let fifo = dir.fifo_path();
-    let rd = rustix::fs::open(&fifo, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()).ctx(|| format!("opening {}", fifo.display()))?;
-    let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"), rustix::process::PidfdFlags::empty())
-        .ctx(|| format!("pidfd_open({})", rec.pid))?;
+    let rd = rustix::fs::open(
+        &fifo,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", fifo.display()))?;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     // Wait for the init's "0" (it opens the fifo for writing as soon as we hold the read end),
     // then for EOF, which comes when exec closes its O_CLOEXEC write end.
     let mut got = Vec::new();
@@ -587,23 +700,32 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             Err(e) => return Err(e).ctx(|| format!("reading {}", fifo.display())),
         }
         if Instant::now() > deadline {
-            return Err(Error::Init(format!("container {id:?} did not start within 60s")));
+            return Err(Error::Init(format!(
+                "container {id:?} did not start within 60s"
+            )));
         }
         let mut fds = [
             rustix::event::PollFd::new(&rd, rustix::event::PollFlags::IN),
             rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
         ];
-        let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
+        let ts = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
         let _ = rustix::event::poll(&mut fds, Some(&ts));
         if fds[1].revents().contains(rustix::event::PollFlags::IN) && fds[0].revents().is_empty() {
             let _ = std::fs::remove_file(&fifo);
-            return Err(Error::Init(format!("container {id:?} init exited before it could be started")));
+            return Err(Error::Init(format!(
+                "container {id:?} init exited before it could be started"
+            )));
         }
     }
     let _ = std::fs::remove_file(&fifo);
     if got.len() > 1 {
         // The init wrote "0" then an error: exec failed.
-        return Err(Error::Init(String::from_utf8_lossy(&got[1..]).trim().to_string()));
+        return Err(Error::Init(
+            String::from_utf8_lossy(&got[1..]).trim().to_string(),
+        ));
     }
     rec.started = true;
     dir.write(&rec)?;
@@ -639,12 +761,24 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<()> {
 }
 
 fn signal_pid(pid: i32, signal: i32) -> Result<()> {
-    let fd = rustix::process::pidfd_open(rustix::process::Pid::from_raw(pid).expect("pid > 0"), rustix::process::PidfdFlags::empty())
-        .ctx(|| format!("pidfd_open({pid})"))?;
+    let fd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).expect("pid > 0"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ctx(|| format!("pidfd_open({pid})"))?;
     // SAFETY: pidfd_send_signal with a valid pidfd, a signal number and no siginfo.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
     if r != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("sending signal {signal} to pid {pid}"));
+        return Err(std::io::Error::last_os_error())
+            .ctx(|| format!("sending signal {signal} to pid {pid}"));
     }
     Ok(())
 }
@@ -658,7 +792,8 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         return Err(Error::BadStatus {
             id: id.into(),
             status: status.to_string(),
-            what: "cannot delete a container that is not stopped; stop it first or use --force".into(),
+            what: "cannot delete a container that is not stopped; stop it first or use --force"
+                .into(),
         });
     }
     let mut problems = Vec::new();
@@ -709,7 +844,10 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::Init(format!("deleting container {id:?}: {}", problems.join("; "))))
+        Err(Error::Init(format!(
+            "deleting container {id:?}: {}",
+            problems.join("; ")
+        )))
     }
 }
 
@@ -717,7 +855,9 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
 fn wait_gone(pid: i32, start: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if sys::process_start_time(pid) != Some(start) || matches!(sys::process_state(pid), Some('Z') | Some('X') | None) {
+        if sys::process_start_time(pid) != Some(start)
+            || matches!(sys::process_state(pid), Some('Z') | Some('X') | None)
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -770,7 +910,9 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
 
 /// The device-cgroup rules to apply: the spec's, then allow rules for the devices every
 /// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null).
-pub fn effective_resources(linux: &oci_spec::runtime::Linux) -> Option<oci_spec::runtime::LinuxResources> {
+pub fn effective_resources(
+    linux: &oci_spec::runtime::Linux,
+) -> Option<oci_spec::runtime::LinuxResources> {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let mut r = linux.resources().clone()?;
     let mut rules: Vec<LinuxDeviceCgroup> = r.devices().clone().unwrap_or_default();
@@ -793,7 +935,11 @@ pub fn effective_resources(linux: &oci_spec::runtime::Linux) -> Option<oci_spec:
     allow(LinuxDeviceType::C, Some(5), Some(2)); // /dev/ptmx
     allow(LinuxDeviceType::C, Some(136), None); // /dev/pts/*
     for d in linux.devices().iter().flatten() {
-        let t = if d.typ() == LinuxDeviceType::U { LinuxDeviceType::C } else { d.typ() };
+        let t = if d.typ() == LinuxDeviceType::U {
+            LinuxDeviceType::C
+        } else {
+            d.typ()
+        };
         if t != LinuxDeviceType::P {
             allow(t, Some(d.major()), Some(d.minor()));
         }

@@ -29,7 +29,11 @@ pub enum Error {
 
     /// The operation does not fit the container's current status.
     #[error("container {id:?} is {status}: {what}")]
-    BadStatus { id: String, status: String, what: String },
+    BadStatus {
+        id: String,
+        status: String,
+        what: String,
+    },
 
     /// A system call or file operation failed; `context` says what was being done.
     #[error("{context}: {source}")]

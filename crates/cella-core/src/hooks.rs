@@ -24,11 +24,17 @@ pub fn validate(h: &Hooks) -> Result<()> {
     for (name, list) in lists {
         for (i, hook) in list.iter().flatten().enumerate() {
             if !hook.path().is_absolute() {
-                return Err(Error::spec(format!("hooks.{name}[{i}].path"), format!("{} must be an absolute path", hook.path().display())));
+                return Err(Error::spec(
+                    format!("hooks.{name}[{i}].path"),
+                    format!("{} must be an absolute path", hook.path().display()),
+                ));
             }
             if let Some(t) = hook.timeout() {
                 if t <= 0 {
-                    return Err(Error::spec(format!("hooks.{name}[{i}].timeout"), format!("{t} must be a positive number of seconds")));
+                    return Err(Error::spec(
+                        format!("hooks.{name}[{i}].timeout"),
+                        format!("{t} must be a positive number of seconds"),
+                    ));
                 }
             }
         }
@@ -60,8 +66,12 @@ pub fn run(kind: &str, i: usize, h: &Hook, state_json: &[u8]) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::Hook(format!("{name}: cannot run: {e}")))?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Hook(format!("{name}: cannot run: {e}")))?;
     // A hook may exit without reading its stdin; a broken pipe there is not an error.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(state_json);
@@ -80,12 +90,18 @@ pub fn run(kind: &str, i: usize, h: &Hook, state_json: &[u8]) -> Result<()> {
                 None => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(Error::Hook(format!("{name}: timed out after {}s and was killed", t.as_secs())));
+                    return Err(Error::Hook(format!(
+                        "{name}: timed out after {}s and was killed",
+                        t.as_secs()
+                    )));
                 }
             },
             None => None,
         };
-        let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
         let ts = left.map(|l| rustix::time::Timespec {
             tv_sec: l.as_secs() as i64,
             tv_nsec: l.subsec_nanos() as i64,
@@ -96,14 +112,19 @@ pub fn run(kind: &str, i: usize, h: &Hook, state_json: &[u8]) -> Result<()> {
             Err(e) => return Err(Error::Hook(format!("{name}: waiting: {e}"))),
         }
     }
-    let out = child.wait_with_output().map_err(|e| Error::Hook(format!("{name}: waiting: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Hook(format!("{name}: waiting: {e}")))?;
     let _ = pidfd.as_fd();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr = stderr.trim();
         let how = match out.status.code() {
             Some(c) => format!("exited with status {c}"),
-            None => format!("was killed by {}", crate::signal::describe_status(out.status)),
+            None => format!(
+                "was killed by {}",
+                crate::signal::describe_status(out.status)
+            ),
         };
         return Err(Error::Hook(if stderr.is_empty() {
             format!("{name} {how}")

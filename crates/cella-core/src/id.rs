@@ -56,7 +56,9 @@ mod tests {
 
     #[test]
     fn rejects_paths_and_controls() {
-        for id in ["", ".", "..", "a/b", "../x", "/abs", "a\nb", "a\0b", "a b", "x*"] {
+        for id in [
+            "", ".", "..", "a/b", "../x", "/abs", "a\nb", "a\0b", "a b", "x*",
+        ] {
             let e = validate(id).unwrap_err().to_string();
             assert!(e.contains("invalid container id"), "{id:?}: {e}");
         }

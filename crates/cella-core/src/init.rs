@@ -64,7 +64,8 @@ pub fn run(args: InitArgs<'_>, chan: Channel) -> ! {
             let _ = chan.send(&Msg::Error(e.to_string()));
             if gate_for_errors.is_none() {
                 // After Commit nobody reads the channel; stderr is all the user has.
-                let _ = rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
+                let _ =
+                    rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
             }
             sys::exit_now(127)
         }
@@ -81,27 +82,36 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     let ns = &args.namespaces;
 
     reset_signals();
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
     // (If the runtime died before the prctl, the channel reads below see EOF and we exit.)
     // Files we create (devices, dirs) get exactly the modes asked for.
     rustix::process::umask(Mode::empty());
 
     // Join namespaces given by path: the user namespace first, as it owns the others.
     let mut got_go = false;
-    for (t, fd) in args.join.iter().filter(|(t, _)| *t == LinuxNamespaceType::User) {
+    for (t, fd) in args
+        .join
+        .iter()
+        .filter(|(t, _)| *t == LinuxNamespaceType::User)
+    {
         setns(fd, *t)?;
     }
-    if ns.new(LinuxNamespaceType::User) {
+    if ns.is_new(LinuxNamespaceType::User) {
         chan.expect(Msg::Go)?;
         got_go = true;
     }
     if ns.has(LinuxNamespaceType::User) {
         become_root_in_userns()?;
     }
-    for (t, fd) in args.join.iter().filter(|(t, _)| *t != LinuxNamespaceType::User && *t != LinuxNamespaceType::Cgroup) {
+    for (t, fd) in args
+        .join
+        .iter()
+        .filter(|(t, _)| *t != LinuxNamespaceType::User && *t != LinuxNamespaceType::Cgroup)
+    {
         setns(fd, *t)?;
     }
-    if ns.new(LinuxNamespaceType::Network) {
+    if ns.is_new(LinuxNamespaceType::Network) {
         loopback_up()?;
     }
     if !args.no_new_keyring {
@@ -117,7 +127,10 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         .unwrap_or(0);
     let dev_null = rootfs::open_dev_null()?;
 
-    let propagation = linux.rootfs_propagation().as_deref().and_then(crate::mounts::propagation_from_name);
+    let propagation = linux
+        .rootfs_propagation()
+        .as_deref()
+        .and_then(crate::mounts::propagation_from_name);
     let private = matches!(propagation, Some((p, _)) if p == sys::propagation::PRIVATE);
     let rootfd = rootfs::prepare(&cfg.rootfs, private)?;
     let ctx = rootfs::Context_ {
@@ -132,9 +145,13 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
             *got_go = true;
         }
         if !*done {
-            if let Some((_, fd)) = args.join.iter().find(|(t, _)| *t == LinuxNamespaceType::Cgroup) {
+            if let Some((_, fd)) = args
+                .join
+                .iter()
+                .find(|(t, _)| *t == LinuxNamespaceType::Cgroup)
+            {
                 setns(fd, LinuxNamespaceType::Cgroup)?;
-            } else if ns.new(LinuxNamespaceType::Cgroup) {
+            } else if ns.is_new(LinuxNamespaceType::Cgroup) {
                 // SAFETY: CLONE_NEWCGROUP changes only the cgroup view of this single-threaded
                 // process; no fd or memory state depends on it.
                 unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
@@ -156,17 +173,28 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
 
     let mut pty = None;
     if proc_spec.terminal().unwrap_or(false) {
-        let sock = args
-            .console_socket
+        let sock = args.console_socket.as_ref().ok_or_else(|| {
+            Error::spec(
+                "process.terminal",
+                "is true but no console socket was given (--console-socket)",
+            )
+        })?;
+        let size = proc_spec
+            .console_size()
             .as_ref()
-            .ok_or_else(|| Error::spec("process.terminal", "is true but no console socket was given (--console-socket)"))?;
-        let size = proc_spec.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+            .map(|b| (b.height() as u16, b.width() as u16));
         let p = console::open_in_container(rootfd.as_fd(), size)?;
-        let console_path = resolve::mkdir_all_open(rootfd.as_fd(), Path::new("/dev/console"), resolve::Kind::File)?;
+        let console_path = resolve::mkdir_all_open(
+            rootfd.as_fd(),
+            Path::new("/dev/console"),
+            resolve::Kind::File,
+        )?;
         let tree = rustix::mount::open_tree(
             &p.slave,
             "",
-            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH,
+            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH,
         )
         .ctx(|| "binding the pty to /dev/console".to_string())?;
         rustix::mount::move_mount(
@@ -174,7 +202,8 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
             "",
             &console_path,
             "",
-            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
         )
         .ctx(|| "binding the pty to /dev/console".to_string())?;
         console::send_master(sock.as_fd(), p.master.as_fd())?;
@@ -183,7 +212,10 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     }
 
     let h = spec.hooks().as_ref();
-    let runtime_hooks = h.is_some_and(|h| h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()));
+    let runtime_hooks = h.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
     if runtime_hooks {
         chan.send(&Msg::RunHooks)?;
         chan.expect(Msg::HooksDone)?;
@@ -193,8 +225,15 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         hooks::run_all("createContainer", Some(list), &state)?;
     }
 
-    rootfs::mask_paths(rootfd.as_fd(), linux.masked_paths().as_deref().unwrap_or(&[]), &dev_null)?;
-    rootfs::readonly_paths(rootfd.as_fd(), linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+    rootfs::mask_paths(
+        rootfd.as_fd(),
+        linux.masked_paths().as_deref().unwrap_or(&[]),
+        &dev_null,
+    )?;
+    rootfs::readonly_paths(
+        rootfd.as_fd(),
+        linux.readonly_paths().as_deref().unwrap_or(&[]),
+    )?;
     resolve::mkdir_all_open(rootfd.as_fd(), proc_spec.cwd(), resolve::Kind::Dir)?;
     drop(dev_null);
 
@@ -204,8 +243,15 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         rootfs::pivot(&rootfd)?;
     }
     drop(rootfd);
-    let wants_shared = propagation.filter(|(p, _)| *p != sys::propagation::SLAVE && *p != sys::propagation::PRIVATE);
-    rootfs::finish_root(spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false), wants_shared)?;
+    let wants_shared = propagation
+        .filter(|(p, _)| *p != sys::propagation::SLAVE && *p != sys::propagation::PRIVATE);
+    rootfs::finish_root(
+        spec.root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        wants_shared,
+    )?;
 
     for (k, v) in linux.sysctl().iter().flatten() {
         write_sysctl(&procfd, k, v)?;
@@ -214,74 +260,43 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         rustix::system::sethostname(hn.as_bytes()).ctx(|| format!("hostname: setting {hn:?}"))?;
     }
     if let Some(dn) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        rustix::system::setdomainname(dn.as_bytes()).ctx(|| format!("domainname: setting {dn:?}"))?;
+        rustix::system::setdomainname(dn.as_bytes())
+            .ctx(|| format!("domainname: setting {dn:?}"))?;
     }
     enter_cgroup_ns(&mut got_go, &mut cgroupns_done)?;
 
-    rustix::process::chdir(proc_spec.cwd()).ctx(|| format!("process.cwd: chdir to {}", proc_spec.cwd().display()))?;
-    let env: Vec<String> = proc_spec.env().clone().unwrap_or_default();
-    let argv: Vec<String> = proc_spec.args().clone().expect("validated");
-    let exe = process::find_executable(&argv[0], &env, proc_spec.cwd())?;
-
-    process::apply_rlimits(proc_spec)?;
-    process::apply_oom_score_adj(proc_spec, &procfd)?;
+    rustix::process::chdir(proc_spec.cwd())
+        .ctx(|| format!("process.cwd: chdir to {}", proc_spec.cwd().display()))?;
+    let prepared = prepare_process(proc_spec, &procfd)?;
     process::apply_personality(linux)?;
-    process::apply_io_priority(proc_spec)?;
-    process::apply_scheduler(proc_spec)?;
-    if let Some(a) = proc_spec.exec_cpu_affinity() {
-        if let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) {
-            process::set_affinity(list, "process.execCPUAffinity")?;
-        }
-    }
-    if let Some(p) = proc_spec.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
-        crate::lsm::apparmor_exec(&procfd, p)?;
-    }
-    if let Some(l) = proc_spec.selinux_label().as_deref().filter(|s| !s.is_empty()) {
-        crate::lsm::selinux_exec(&procfd, l)?;
-    }
-
-    let c_exe = cstring(exe.as_os_str().as_bytes(), "process.args[0]")?;
-    let c_argv: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes(), "process.args")).collect::<Result<_>>()?;
-    let c_env: Vec<CString> = env.iter().map(|a| cstring(a.as_bytes(), "process.env")).collect::<Result<_>>()?;
-
-    let nnp = proc_spec.no_new_privileges().unwrap_or(false);
-    if nnp {
-        rustix::thread::set_no_new_privs(true).ctx(|| "process.noNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS)".to_string())?;
-    }
-    // Without no_new_privs the filter needs CAP_SYS_ADMIN to load: load it before caps go.
-    // With it, load as late as possible so the filter need not allow the runtime's syscalls.
-    let mut seccomp_loaded = false;
-    if let Some(f) = args.seccomp {
-        if !nnp || f.needs_notify() {
-            if let Some(listener) = f.load()? {
-                chan.send_with_fd(&Msg::SeccompFd, Some(listener.as_fd()))?;
-            }
-            seccomp_loaded = true;
-        }
-    }
-
-    let caps = CapSets::from_spec(proc_spec.capabilities().as_ref())?;
-    caps.apply_bounding()?;
-    switch_user(proc_spec.user())?;
-    caps.apply_rest()?;
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
-    rustix::process::umask(Mode::from_raw_mode(proc_spec.user().umask().unwrap_or(0o022)));
+    let seccomp_loaded = drop_privileges(proc_spec, &prepared, args.seccomp, chan)?;
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .ctx(|| "prctl(PR_SET_PDEATHSIG)".to_string())?;
 
     chan.send(&Msg::Ready)?;
+    let mut fifo_writer = None;
     match &args.gate {
         Gate::Channel => {
             chan.expect(Msg::Start)?;
-            rustix::process::set_parent_process_death_signal(None).ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
+            rustix::process::set_parent_process_death_signal(None)
+                .ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
         }
         Gate::Fifo(fifo) => {
             chan.expect(Msg::Commit)?;
-            rustix::process::set_parent_process_death_signal(None).ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
+            rustix::process::set_parent_process_death_signal(None)
+                .ctx(|| "clearing PR_SET_PDEATHSIG".to_string())?;
             // Blocks until `start` opens the fifo for reading.
-            let w = rustix::fs::openat(&procfd, format!("self/fd/{}", fifo.as_raw_fd()), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-                .ctx(|| "opening the exec fifo".to_string())?;
+            let w = rustix::fs::openat(
+                &procfd,
+                format!("self/fd/{}", fifo.as_raw_fd()),
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| "opening the exec fifo".to_string())?;
             rustix::io::write(&w, b"0").ctx(|| "writing the exec fifo".to_string())?;
-            // Keep the write end open until exec: `start` sees EOF when exec happens.
-            std::mem::forget(w);
+            // Keep the write end open until exec: `start` sees EOF when exec happens, or
+            // the error if exec fails.
+            fifo_writer = Some(w);
         }
     }
     drop(procfd);
@@ -294,19 +309,132 @@ fn setup_and_exec(args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         console::become_controlling(slave)?;
     }
     drop(pty);
-    // Everything above 2 + preserved fds is closed by exec: our own fds are O_CLOEXEC and
-    // this marks any fd inherited without it.
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
-    if unsafe { libc::syscall(libc::SYS_close_range, 3 + args.preserve_fds, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| "close_range".to_string());
+    let err = final_exec(&prepared, args.preserve_fds, args.seccomp, seccomp_loaded);
+    if let Some(w) = &fifo_writer {
+        let _ = rustix::io::write(w, format!("cella: {err}").as_bytes());
     }
-    if let Some(f) = args.seccomp {
-        if !seccomp_loaded {
-            f.load()?;
+    Err(err)
+}
+
+/// What the process needs at exec, computed while the runtime can still report errors.
+pub(crate) struct Prepared {
+    exe: std::path::PathBuf,
+    c_exe: CString,
+    c_argv: Vec<CString>,
+    c_env: Vec<CString>,
+    caps: CapSets,
+}
+
+/// Resolve args[0] in the (entered) container root and apply the process attributes that
+/// need privileges: rlimits, OOM score, I/O priority, scheduler, CPU affinity, LSM labels.
+pub(crate) fn prepare_process(
+    proc_spec: &oci_spec::runtime::Process,
+    procfd: &OwnedFd,
+) -> Result<Prepared> {
+    let env: Vec<String> = proc_spec.env().clone().unwrap_or_default();
+    let argv: Vec<String> = proc_spec.args().clone().expect("validated");
+    let exe = process::find_executable(&argv[0], &env, proc_spec.cwd())?;
+    process::apply_rlimits(proc_spec)?;
+    process::apply_oom_score_adj(proc_spec, procfd)?;
+    process::apply_io_priority(proc_spec)?;
+    process::apply_scheduler(proc_spec)?;
+    if let Some(a) = proc_spec.exec_cpu_affinity() {
+        if let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) {
+            process::set_affinity(list, "process.execCPUAffinity")?;
         }
     }
-    let err = exec(&c_exe, &c_argv, &c_env);
-    Err(Error::Init(format!("exec {} failed: {err}", exe.display())))
+    if let Some(p) = proc_spec
+        .apparmor_profile()
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        crate::lsm::apparmor_exec(procfd, p)?;
+    }
+    if let Some(l) = proc_spec
+        .selinux_label()
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        crate::lsm::selinux_exec(procfd, l)?;
+    }
+    Ok(Prepared {
+        c_exe: cstring(exe.as_os_str().as_bytes(), "process.args[0]")?,
+        c_argv: argv
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "process.args"))
+            .collect::<Result<_>>()?,
+        c_env: env
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "process.env"))
+            .collect::<Result<_>>()?,
+        caps: CapSets::from_spec(proc_spec.capabilities().as_ref())?,
+        exe,
+    })
+}
+
+/// no_new_privs, seccomp (early when it needs CAP_SYS_ADMIN or a notify listener), the
+/// capability sets and the switch to process.user, then the umask. Returns whether the
+/// seccomp filter is already loaded.
+pub(crate) fn drop_privileges(
+    proc_spec: &oci_spec::runtime::Process,
+    p: &Prepared,
+    seccomp: Option<&cella_seccomp::Filter>,
+    chan: &Channel,
+) -> Result<bool> {
+    let nnp = proc_spec.no_new_privileges().unwrap_or(false);
+    if nnp {
+        rustix::thread::set_no_new_privs(true)
+            .ctx(|| "process.noNewPrivileges: prctl(PR_SET_NO_NEW_PRIVS)".to_string())?;
+    }
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN to load: load it before caps go.
+    // With it, load as late as possible so the filter need not allow the runtime's syscalls.
+    let mut loaded = false;
+    if let Some(f) = seccomp {
+        if !nnp || f.needs_notify() {
+            if let Some(listener) = f.load()? {
+                chan.send_with_fd(&Msg::SeccompFd, Some(listener.as_fd()))?;
+            }
+            loaded = true;
+        }
+    }
+    p.caps.apply_bounding()?;
+    switch_user(proc_spec.user())?;
+    p.caps.apply_rest()?;
+    rustix::process::umask(Mode::from_raw_mode(
+        proc_spec.user().umask().unwrap_or(0o022),
+    ));
+    Ok(loaded)
+}
+
+/// Mark every fd above the standard and preserved ones close-on-exec, load a late seccomp
+/// filter, and exec. Returns only on failure.
+pub(crate) fn final_exec(
+    p: &Prepared,
+    preserve_fds: u32,
+    seccomp: Option<&cella_seccomp::Filter>,
+    seccomp_loaded: bool,
+) -> Error {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + preserve_fds,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } != 0
+    {
+        return Error::Init(format!("close_range: {}", std::io::Error::last_os_error()));
+    }
+    if let Some(f) = seccomp {
+        if !seccomp_loaded {
+            if let Err(e) = f.load() {
+                return e.into();
+            }
+        }
+    }
+    let err = exec(&p.c_exe, &p.c_argv, &p.c_env);
+    Error::Init(format!("exec {} failed: {err}", p.exe.display()))
 }
 
 fn exec(path: &CString, argv: &[CString], env: &[CString]) -> std::io::Error {
@@ -326,7 +454,7 @@ fn cstring(b: &[u8], field: &str) -> Result<CString> {
 
 /// Undo what the runtime's Rust start-up changed (SIGPIPE ignored) and unblock signals, so
 /// the container's program starts with default dispositions.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     // SAFETY: plain libc calls on a local, initialised sigset; signal() with SIG_DFL has no
     // handler to run.
     unsafe {
@@ -344,34 +472,63 @@ fn reset_signals() {
 fn setns(fd: &OwnedFd, t: LinuxNamespaceType) -> Result<()> {
     // SAFETY: setns on a namespace fd we own; nstype 0 lets the kernel check the fd's type.
     if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| format!("joining the {} namespace given in linux.namespaces", crate::spec::ns_name(t)));
+        return Err(std::io::Error::last_os_error()).ctx(|| {
+            format!(
+                "joining the {} namespace given in linux.namespaces",
+                crate::spec::ns_name(t)
+            )
+        });
     }
     Ok(())
 }
 
 fn become_root_in_userns() -> Result<()> {
-    rustix::thread::set_thread_res_gid(rustix::process::Gid::ROOT, rustix::process::Gid::ROOT, rustix::process::Gid::ROOT)
-        .ctx(|| "setresgid(0) in the user namespace (is gid 0 mapped in linux.gidMappings?)".to_string())?;
-    rustix::thread::set_thread_res_uid(rustix::process::Uid::ROOT, rustix::process::Uid::ROOT, rustix::process::Uid::ROOT)
-        .ctx(|| "setresuid(0) in the user namespace (is uid 0 mapped in linux.uidMappings?)".to_string())?;
+    rustix::thread::set_thread_res_gid(
+        rustix::process::Gid::ROOT,
+        rustix::process::Gid::ROOT,
+        rustix::process::Gid::ROOT,
+    )
+    .ctx(|| {
+        "setresgid(0) in the user namespace (is gid 0 mapped in linux.gidMappings?)".to_string()
+    })?;
+    rustix::thread::set_thread_res_uid(
+        rustix::process::Uid::ROOT,
+        rustix::process::Uid::ROOT,
+        rustix::process::Uid::ROOT,
+    )
+    .ctx(|| {
+        "setresuid(0) in the user namespace (is uid 0 mapped in linux.uidMappings?)".to_string()
+    })?;
     Ok(())
 }
 
 /// Switch to process.user, keeping the permitted capabilities across the switch.
 fn switch_user(u: &oci_spec::runtime::User) -> Result<()> {
     rustix::thread::set_keep_capabilities(true).ctx(|| "prctl(PR_SET_KEEPCAPS)".to_string())?;
-    let groups: Vec<rustix::process::Gid> = u.additional_gids().iter().flatten().map(|g| rustix::process::Gid::from_raw(*g)).collect();
+    let groups: Vec<rustix::process::Gid> = u
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| rustix::process::Gid::from_raw(*g))
+        .collect();
     // setgroups is refused in a user namespace whose setgroups file says "deny"; only then is
     // an empty list acceptable.
     if let Err(e) = rustix::thread::set_thread_groups(&groups) {
         if !groups.is_empty() || e != rustix::io::Errno::PERM {
-            return Err(e).ctx(|| format!("process.user.additionalGids: setgroups {:?}", u.additional_gids()));
+            return Err(e).ctx(|| {
+                format!(
+                    "process.user.additionalGids: setgroups {:?}",
+                    u.additional_gids()
+                )
+            });
         }
     }
     let gid = rustix::process::Gid::from_raw(u.gid());
-    rustix::thread::set_thread_res_gid(gid, gid, gid).ctx(|| format!("process.user.gid: setresgid({}) (is it mapped?)", u.gid()))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .ctx(|| format!("process.user.gid: setresgid({}) (is it mapped?)", u.gid()))?;
     let uid = rustix::process::Uid::from_raw(u.uid());
-    rustix::thread::set_thread_res_uid(uid, uid, uid).ctx(|| format!("process.user.uid: setresuid({}) (is it mapped?)", u.uid()))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .ctx(|| format!("process.user.uid: setresuid({}) (is it mapped?)", u.uid()))?;
     rustix::thread::set_keep_capabilities(false).ctx(|| "prctl(PR_SET_KEEPCAPS, 0)".to_string())?;
     Ok(())
 }
@@ -385,11 +542,17 @@ fn join_session_keyring(id: &str) {
 }
 
 fn open_host_proc() -> Result<OwnedFd> {
-    let fd = rustix::fs::open("/proc", OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "opening the host's /proc".to_string())?;
+    let fd = rustix::fs::open(
+        "/proc",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening the host's /proc".to_string())?;
     let st = rustix::fs::fstatfs(&fd).ctx(|| "statfs /proc".to_string())?;
-    if st.f_type as i64 != libc::PROC_SUPER_MAGIC as i64 {
-        return Err(Error::Init("/proc is not a procfs; refusing to use it".into()));
+    if st.f_type != libc::PROC_SUPER_MAGIC {
+        return Err(Error::Init(
+            "/proc is not a procfs; refusing to use it".into(),
+        ));
     }
     Ok(fd)
 }
@@ -403,16 +566,29 @@ fn write_sysctl(procfd: &OwnedFd, key: &str, value: &str) -> Result<()> {
         Mode::empty(),
         rustix::fs::ResolveFlags::NO_SYMLINKS | rustix::fs::ResolveFlags::BENEATH,
     )
-    .map_err(|e| Error::spec(format!("linux.sysctl[{key:?}]"), format!("cannot open /proc/{rel}: {e}")))?;
-    rustix::io::write(&fd, value.as_bytes()).map_err(|e| Error::spec(format!("linux.sysctl[{key:?}]"), format!("writing {value:?}: {e}")))?;
+    .map_err(|e| {
+        Error::spec(
+            format!("linux.sysctl[{key:?}]"),
+            format!("cannot open /proc/{rel}: {e}"),
+        )
+    })?;
+    rustix::io::write(&fd, value.as_bytes()).map_err(|e| {
+        Error::spec(
+            format!("linux.sysctl[{key:?}]"),
+            format!("writing {value:?}: {e}"),
+        )
+    })?;
     Ok(())
 }
 
-
 /// A new network namespace starts with its loopback down; bring it up so 127.0.0.1 works.
 fn loopback_up() -> Result<()> {
-    let sock = rustix::net::socket(rustix::net::AddressFamily::INET, rustix::net::SocketType::DGRAM, None)
-        .ctx(|| "socket for configuring lo".to_string())?;
+    let sock = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .ctx(|| "socket for configuring lo".to_string())?;
     // SAFETY: an ifreq zeroed then filled with the NUL-terminated name "lo"; the ioctls read and
     // write only that struct.
     unsafe {
@@ -421,7 +597,8 @@ fn loopback_up() -> Result<()> {
             req.ifr_name[i] = *b as libc::c_char;
         }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
-            return Err(std::io::Error::last_os_error()).ctx(|| "reading the flags of lo".to_string());
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| "reading the flags of lo".to_string());
         }
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {

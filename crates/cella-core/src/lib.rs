@@ -15,6 +15,7 @@ pub mod caps;
 pub mod console;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod hooks;
 pub mod id;
 pub mod init;

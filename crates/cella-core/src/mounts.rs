@@ -63,30 +63,49 @@ impl MountPlan {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
         if !dest.is_absolute() {
-            return Err(Error::spec(format!("{field}.destination"), format!("{} must be an absolute path", dest.display())));
+            return Err(Error::spec(
+                format!("{field}.destination"),
+                format!("{} must be an absolute path", dest.display()),
+            ));
         }
-        if dest.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(Error::spec(format!("{field}.destination"), format!("{} must not contain ..", dest.display())));
+        if dest
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::spec(
+                format!("{field}.destination"),
+                format!("{} must not contain ..", dest.display()),
+            ));
         }
         let opts: Vec<String> = m.options().clone().unwrap_or_default();
         let is_bind = opts.iter().any(|o| o == "bind" || o == "rbind");
         let recursive = opts.iter().any(|o| o == "rbind");
         let typ = m.typ().clone().unwrap_or_default();
         let kind = if is_bind || typ == "bind" || typ == "rbind" {
-            MountKind::Bind { recursive: recursive || typ == "rbind" }
+            MountKind::Bind {
+                recursive: recursive || typ == "rbind",
+            }
         } else if typ == "cgroup" || typ == "cgroup2" {
             MountKind::Cgroup
         } else if typ.is_empty() || typ == "none" {
-            return Err(Error::spec(format!("{field}.type"), "is missing: give a filesystem type, or the \"bind\" option for a bind mount"));
+            return Err(Error::spec(
+                format!("{field}.type"),
+                "is missing: give a filesystem type, or the \"bind\" option for a bind mount",
+            ));
         } else {
             if !filesystem_known(&typ) {
                 return Err(Error::spec(format!("{field}.type"), format!("unknown mount type {typ:?}: this kernel has no such filesystem (see /proc/filesystems)")));
             }
-            MountKind::Fs { fstype: typ.clone() }
+            MountKind::Fs {
+                fstype: typ.clone(),
+            }
         };
         let source = match (&kind, m.source()) {
             (MountKind::Bind { .. }, None) => {
-                return Err(Error::spec(format!("{field}.source"), "is missing: a bind mount needs a host path"));
+                return Err(Error::spec(
+                    format!("{field}.source"),
+                    "is missing: a bind mount needs a host path",
+                ));
             }
             (MountKind::Bind { .. }, Some(s)) if s.is_relative() => Some(bundle.join(s)),
             (_, s) => s.clone(),
@@ -104,8 +123,16 @@ impl MountPlan {
         for o in &opts {
             plan.apply_option(o)?;
         }
-        if plan.tmpcopyup && plan.kind != (MountKind::Fs { fstype: "tmpfs".into() }) {
-            return Err(Error::spec(format!("{field}.options"), "\"tmpcopyup\" only applies to tmpfs mounts"));
+        if plan.tmpcopyup
+            && plan.kind
+                != (MountKind::Fs {
+                    fstype: "tmpfs".into(),
+                })
+        {
+            return Err(Error::spec(
+                format!("{field}.options"),
+                "\"tmpcopyup\" only applies to tmpfs mounts",
+            ));
         }
         Ok(plan)
     }
@@ -149,7 +176,14 @@ impl MountPlan {
             _ => match &self.kind {
                 MountKind::Bind { .. } | MountKind::Cgroup => Err(Error::spec(
                     format!("{}.options", self.field()),
-                    format!("unknown option {o:?} for a {} mount", if self.kind == MountKind::Cgroup { "cgroup" } else { "bind" }),
+                    format!(
+                        "unknown option {o:?} for a {} mount",
+                        if self.kind == MountKind::Cgroup {
+                            "cgroup"
+                        } else {
+                            "bind"
+                        }
+                    ),
                 )),
                 MountKind::Fs { .. } => {
                     match o.split_once('=') {
@@ -214,7 +248,9 @@ pub fn propagation_from_name(o: &str) -> Option<(u64, bool)> {
 /// Whether /proc/filesystems lists `fstype`.
 fn filesystem_known(fstype: &str) -> bool {
     match std::fs::read_to_string("/proc/filesystems") {
-        Ok(s) => s.lines().any(|l| l.split_whitespace().last() == Some(fstype)),
+        Ok(s) => s
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(fstype)),
         // Without /proc/filesystems let the kernel decide at mount time.
         Err(_) => true,
     }
@@ -234,7 +270,10 @@ mod tests {
         let p = plan(r#"{"destination":"/data","type":"bind","source":"vol","options":["rbind","ro","nosuid","nodev","noexec","rprivate"]}"#).unwrap();
         assert_eq!(p.kind, MountKind::Bind { recursive: true });
         assert_eq!(p.source.as_deref(), Some(Path::new("/bundle/vol")));
-        assert_eq!(p.attrs.set, attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC);
+        assert_eq!(
+            p.attrs.set,
+            attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC
+        );
         assert_eq!(p.attrs.rec_set, 0);
         assert_eq!(p.propagation, Some((propagation::PRIVATE, true)));
         assert!(p.data.is_empty());
@@ -242,7 +281,10 @@ mod tests {
 
     #[test]
     fn recursive_attrs() {
-        let p = plan(r#"{"destination":"/d","source":"/s","options":["rbind","rro","rnosuid","rnoexec"]}"#).unwrap();
+        let p = plan(
+            r#"{"destination":"/d","source":"/s","options":["rbind","rro","rnosuid","rnoexec"]}"#,
+        )
+        .unwrap();
         assert_eq!(p.attrs.rec_set, attr::RDONLY | attr::NOSUID | attr::NOEXEC);
         assert_eq!(p.attrs.set, 0);
     }
@@ -259,22 +301,49 @@ mod tests {
     #[test]
     fn tmpfs_data_options() {
         let p = plan(r#"{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]}"#).unwrap();
-        assert_eq!(p.kind, MountKind::Fs { fstype: "tmpfs".into() });
+        assert_eq!(
+            p.kind,
+            MountKind::Fs {
+                fstype: "tmpfs".into()
+            }
+        );
         assert_eq!(p.attrs.set, attr::NOSUID | attr::STRICTATIME);
-        assert_eq!(p.data, vec![("mode".into(), Some("755".into())), ("size".into(), Some("65536k".into()))]);
+        assert_eq!(
+            p.data,
+            vec![
+                ("mode".into(), Some("755".into())),
+                ("size".into(), Some("65536k".into()))
+            ]
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = plan(r#"{"destination":"rel","type":"tmpfs"}"#).unwrap_err().to_string();
+        let e = plan(r#"{"destination":"rel","type":"tmpfs"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("mounts[2].destination"), "{e}");
-        let e = plan(r#"{"destination":"/x","type":"nosuchfs"}"#).unwrap_err().to_string();
-        assert!(e.starts_with("mounts[2].type") && e.contains("nosuchfs"), "{e}");
-        let e = plan(r#"{"destination":"/x","source":"/s","options":["bind","frobnicate"]}"#).unwrap_err().to_string();
-        assert!(e.starts_with("mounts[2].options") && e.contains("frobnicate"), "{e}");
-        let e = plan(r#"{"destination":"/x","options":["bind"]}"#).unwrap_err().to_string();
+        let e = plan(r#"{"destination":"/x","type":"nosuchfs"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("mounts[2].type") && e.contains("nosuchfs"),
+            "{e}"
+        );
+        let e = plan(r#"{"destination":"/x","source":"/s","options":["bind","frobnicate"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("mounts[2].options") && e.contains("frobnicate"),
+            "{e}"
+        );
+        let e = plan(r#"{"destination":"/x","options":["bind"]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("mounts[2].source"), "{e}");
-        let e = plan(r#"{"destination":"/x/../y","type":"tmpfs"}"#).unwrap_err().to_string();
+        let e = plan(r#"{"destination":"/x/../y","type":"tmpfs"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must not contain .."), "{e}");
     }
 }

@@ -3,46 +3,75 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process,
+};
 
 use crate::error::{Error, Result};
 
 /// Validate `process` (named `field` in messages: "process", or "exec" for exec).
 pub fn validate(p: &Process, field: &str) -> Result<()> {
     let args = p.args().as_ref().filter(|a| !a.is_empty()).ok_or_else(|| {
-        Error::spec(format!("{field}.args"), "is empty: give the program to run as args[0]")
+        Error::spec(
+            format!("{field}.args"),
+            "is empty: give the program to run as args[0]",
+        )
     })?;
     if args[0].is_empty() {
-        return Err(Error::spec(format!("{field}.args[0]"), "is an empty string"));
+        return Err(Error::spec(
+            format!("{field}.args[0]"),
+            "is an empty string",
+        ));
     }
     if !p.cwd().is_absolute() {
-        return Err(Error::spec(format!("{field}.cwd"), format!("{} must be an absolute path", p.cwd().display())));
+        return Err(Error::spec(
+            format!("{field}.cwd"),
+            format!("{} must be an absolute path", p.cwd().display()),
+        ));
     }
     for (i, e) in p.env().iter().flatten().enumerate() {
         if !e.contains('=') || e.starts_with('=') {
-            return Err(Error::spec(format!("{field}.env[{i}]"), format!("{e:?} is not of the form NAME=value")));
+            return Err(Error::spec(
+                format!("{field}.env[{i}]"),
+                format!("{e:?} is not of the form NAME=value"),
+            ));
         }
         if e.contains('\0') {
-            return Err(Error::spec(format!("{field}.env[{i}]"), "contains a NUL byte"));
+            return Err(Error::spec(
+                format!("{field}.env[{i}]"),
+                "contains a NUL byte",
+            ));
         }
     }
     if p.console_size().is_some() && !p.terminal().unwrap_or(false) {
-        return Err(Error::spec(format!("{field}.consoleSize"), "is set but terminal is false"));
+        return Err(Error::spec(
+            format!("{field}.consoleSize"),
+            "is set but terminal is false",
+        ));
     }
     if let Some(adj) = p.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            return Err(Error::spec(format!("{field}.oomScoreAdj"), format!("{adj} is outside -1000..1000")));
+            return Err(Error::spec(
+                format!("{field}.oomScoreAdj"),
+                format!("{adj} is outside -1000..1000"),
+            ));
         }
     }
     if let Some(um) = p.user().umask() {
         if um > 0o777 {
-            return Err(Error::spec(format!("{field}.user.umask"), format!("{um:o} is not a valid umask")));
+            return Err(Error::spec(
+                format!("{field}.user.umask"),
+                format!("{um:o} is not a valid umask"),
+            ));
         }
     }
     check_rlimits(p, field)?;
     if let Some(io) = p.io_priority() {
         if !(0..=7).contains(&io.priority()) {
-            return Err(Error::spec(format!("{field}.ioPriority.priority"), format!("{} is outside 0..7", io.priority())));
+            return Err(Error::spec(
+                format!("{field}.ioPriority.priority"),
+                format!("{} is outside 0..7", io.priority()),
+            ));
         }
     }
     if let Some(s) = p.scheduler() {
@@ -51,7 +80,8 @@ pub fn validate(p: &Process, field: &str) -> Result<()> {
     if let Some(a) = p.exec_cpu_affinity() {
         for (name, v) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
             if let Some(v) = v {
-                parse_cpu_list(v).map_err(|m| Error::spec(format!("{field}.execCPUAffinity.{name}"), m))?;
+                parse_cpu_list(v)
+                    .map_err(|m| Error::spec(format!("{field}.execCPUAffinity.{name}"), m))?;
             }
         }
     }
@@ -89,7 +119,12 @@ pub fn rlimit_resource(t: PosixRlimitType) -> (libc::__rlimit_resource_t, &'stat
 }
 
 fn has_cap_sys_resource() -> bool {
-    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false)
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false)
 }
 
 /// Rlimits: soft <= hard, no duplicates, and no hard limit above ours unless we may raise it.
@@ -104,12 +139,25 @@ fn check_rlimits(p: &Process, field: &str) -> Result<()> {
         }
         seen.push(name);
         if r.soft() > r.hard() {
-            return Err(Error::spec(f, format!("{name} soft limit {} is above its hard limit {}", r.soft(), r.hard())));
+            return Err(Error::spec(
+                f,
+                format!(
+                    "{name} soft limit {} is above its hard limit {}",
+                    r.soft(),
+                    r.hard()
+                ),
+            ));
         }
         if !may_raise {
-            let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: getrlimit writes into the valid rlimit struct we pass.
-            if unsafe { libc::getrlimit(res, &mut cur) } == 0 && cur.rlim_max != libc::RLIM_INFINITY && r.hard() > cur.rlim_max {
+            if unsafe { libc::getrlimit(res, &mut cur) } == 0
+                && cur.rlim_max != libc::RLIM_INFINITY
+                && r.hard() > cur.rlim_max
+            {
                 return Err(Error::spec(
                     f,
                     format!(
@@ -129,11 +177,18 @@ fn check_rlimits(p: &Process, field: &str) -> Result<()> {
 pub fn apply_rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
         let (res, name) = rlimit_resource(r.typ());
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: setrlimit reads the valid rlimit struct we pass.
         if unsafe { libc::setrlimit(res, &lim) } != 0 {
             let e = std::io::Error::last_os_error();
-            return Err(Error::Init(format!("process.rlimits: setting {name} to soft {} hard {}: {e}", r.soft(), r.hard())));
+            return Err(Error::Init(format!(
+                "process.rlimits: setting {name} to soft {} hard {}: {e}",
+                r.soft(),
+                r.hard()
+            )));
         }
     }
     Ok(())
@@ -141,7 +196,9 @@ pub fn apply_rlimits(p: &Process) -> Result<()> {
 
 /// Apply ioPriority.
 pub fn apply_io_priority(p: &Process) -> Result<()> {
-    let Some(io) = p.io_priority() else { return Ok(()) };
+    let Some(io) = p.io_priority() else {
+        return Ok(());
+    };
     let class = match io.class() {
         IOPriorityClass::IoprioClassRt => 1,
         IOPriorityClass::IoprioClassBe => 2,
@@ -150,7 +207,10 @@ pub fn apply_io_priority(p: &Process) -> Result<()> {
     let value = (class << 13) | io.priority() as libc::c_long;
     // SAFETY: ioprio_set takes three integers; IOPRIO_WHO_PROCESS (1) with pid 0 is us.
     if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) } != 0 {
-        return Err(Error::Init(format!("process.ioPriority: ioprio_set: {}", std::io::Error::last_os_error())));
+        return Err(Error::Init(format!(
+            "process.ioPriority: ioprio_set: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
 }
@@ -176,7 +236,9 @@ fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> std::result::Result<Sched
         LinuxSchedulerPolicy::SchedFifo => 1,
         LinuxSchedulerPolicy::SchedRr => 2,
         LinuxSchedulerPolicy::SchedBatch => 3,
-        LinuxSchedulerPolicy::SchedIso => return Err("SCHED_ISO is not implemented by Linux".into()),
+        LinuxSchedulerPolicy::SchedIso => {
+            return Err("SCHED_ISO is not implemented by Linux".into())
+        }
         LinuxSchedulerPolicy::SchedIdle => 5,
         LinuxSchedulerPolicy::SchedDeadline => 6,
     };
@@ -198,7 +260,9 @@ fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> std::result::Result<Sched
     }
     let prio = s.priority().unwrap_or(0);
     if matches!(policy, 1 | 2) && !(1..=99).contains(&prio) {
-        return Err(format!("priority {prio} must be 1..99 for SCHED_FIFO and SCHED_RR"));
+        return Err(format!(
+            "priority {prio} must be 1..99 for SCHED_FIFO and SCHED_RR"
+        ));
     }
     if !matches!(policy, 1 | 2) && prio != 0 {
         return Err(format!("priority {prio} must be 0 for this policy"));
@@ -218,11 +282,16 @@ fn scheduler_attr(s: &oci_spec::runtime::Scheduler) -> std::result::Result<Sched
 
 /// Apply process.scheduler.
 pub fn apply_scheduler(p: &Process) -> Result<()> {
-    let Some(s) = p.scheduler() else { return Ok(()) };
+    let Some(s) = p.scheduler() else {
+        return Ok(());
+    };
     let attr = scheduler_attr(s).map_err(|m| Error::spec("process.scheduler", m))?;
     // SAFETY: sched_setattr reads a properly sized, initialised sched_attr for pid 0 (us).
     if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
-        return Err(Error::Init(format!("process.scheduler: sched_setattr: {}", std::io::Error::last_os_error())));
+        return Err(Error::Init(format!(
+            "process.scheduler: sched_setattr: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
 }
@@ -234,7 +303,8 @@ pub fn parse_cpu_list(s: &str) -> std::result::Result<Vec<usize>, String> {
         let bad = || format!("{s:?} is not a CPU list like \"0-3,5\"");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if a > b || b >= 1024 {
                     return Err(bad());
                 }
@@ -262,29 +332,46 @@ pub fn set_affinity(list: &str, field: &str) -> Result<()> {
     for c in cpus {
         set.set(c);
     }
-    rustix::thread::sched_setaffinity(None, &set).map_err(|e| Error::Init(format!("{field}: sched_setaffinity {list}: {e}")))
+    rustix::thread::sched_setaffinity(None, &set)
+        .map_err(|e| Error::Init(format!("{field}: sched_setaffinity {list}: {e}")))
 }
 
 /// Apply linux.personality.
 pub fn apply_personality(l: &oci_spec::runtime::Linux) -> Result<()> {
-    let Some(p) = l.personality() else { return Ok(()) };
+    let Some(p) = l.personality() else {
+        return Ok(());
+    };
     let domain = match p.domain() {
         oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
         oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
     };
     // SAFETY: personality takes a plain integer.
     if unsafe { libc::personality(domain) } == -1 {
-        return Err(Error::Init(format!("linux.personality: {}", std::io::Error::last_os_error())));
+        return Err(Error::Init(format!(
+            "linux.personality: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
 }
 
 /// Write process.oomScoreAdj through the init's procfs handle.
 pub fn apply_oom_score_adj(p: &Process, proc: &std::os::fd::OwnedFd) -> Result<()> {
-    let Some(adj) = p.oom_score_adj() else { return Ok(()) };
+    let Some(adj) = p.oom_score_adj() else {
+        return Ok(());
+    };
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::openat(proc, "self/oom_score_adj", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::Init(format!("process.oomScoreAdj: opening /proc/self/oom_score_adj: {e}")))?;
+    let fd = rustix::fs::openat(
+        proc,
+        "self/oom_score_adj",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        Error::Init(format!(
+            "process.oomScoreAdj: opening /proc/self/oom_score_adj: {e}"
+        ))
+    })?;
     rustix::io::write(&fd, adj.to_string().as_bytes()).map_err(|e| {
         Error::Init(format!("process.oomScoreAdj: writing {adj}: {e} (lowering the score below the runtime's own needs CAP_SYS_RESOURCE)"))
     })?;
@@ -295,13 +382,20 @@ pub fn apply_oom_score_adj(p: &Process, proc: &std::os::fd::OwnedFd) -> Result<(
 /// precisely when it cannot be executed.
 pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf> {
     let candidates: Vec<PathBuf> = if arg0.contains('/') {
-        vec![if Path::new(arg0).is_absolute() { PathBuf::from(arg0) } else { cwd.join(arg0) }]
+        vec![if Path::new(arg0).is_absolute() {
+            PathBuf::from(arg0)
+        } else {
+            cwd.join(arg0)
+        }]
     } else {
         let path = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(arg0)).collect()
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(arg0))
+            .collect()
     };
     let mut not_exec = None;
     for c in &candidates {
@@ -320,14 +414,28 @@ pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathBuf
         }
     }
     if let Some(c) = not_exec {
-        return Err(Error::spec("process.args[0]", format!("{} is not executable in the container (mode lacks x bits)", c.display())));
+        return Err(Error::spec(
+            "process.args[0]",
+            format!(
+                "{} is not executable in the container (mode lacks x bits)",
+                c.display()
+            ),
+        ));
     }
     if arg0.contains('/') {
-        Err(Error::spec("process.args[0]", format!("{arg0:?}: no such file in the container's root filesystem")))
+        Err(Error::spec(
+            "process.args[0]",
+            format!("{arg0:?}: no such file in the container's root filesystem"),
+        ))
     } else {
         Err(Error::spec(
             "process.args[0]",
-            format!("{arg0:?}: executable file not found in the container's $PATH ({})", env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("default PATH")),
+            format!(
+                "{arg0:?}: executable file not found in the container's $PATH ({})",
+                env.iter()
+                    .find_map(|e| e.strip_prefix("PATH="))
+                    .unwrap_or("default PATH")
+            ),
         ))
     }
 }
@@ -357,7 +465,10 @@ pub fn diagnose_format(path: &Path) -> Result<()> {
             if !Path::new(interp).exists() {
                 return Err(Error::spec(
                     "process.args[0]",
-                    format!("{}: its interpreter {interp} does not exist in the container", path.display()),
+                    format!(
+                        "{}: its interpreter {interp} does not exist in the container",
+                        path.display()
+                    ),
                 ));
             }
         }

@@ -16,9 +16,17 @@ use crate::error::{Context, Result};
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 /// Open `path` (absolute or relative; always taken inside `root`) with `flags`.
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
     let rel = relative(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     loop {
         match rustix::fs::openat2(root, rel, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
             Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
@@ -45,7 +53,9 @@ pub fn mkdir_all_open(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> Result<O
     match open_path(root, path) {
         Ok(fd) => return Ok(fd),
         Err(Errno::NOENT) => {}
-        Err(e) => return Err(e).ctx(|| format!("resolving {} in the container root", path.display())),
+        Err(e) => {
+            return Err(e).ctx(|| format!("resolving {} in the container root", path.display()))
+        }
     }
     let comps: Vec<&std::ffi::OsStr> = relative(path)
         .components()
@@ -66,7 +76,10 @@ pub fn mkdir_all_open(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> Result<O
         match open_in_root(root, &prefix, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(fd) => break fd,
             Err(Errno::NOENT) => continue,
-            Err(e) => return Err(e).ctx(|| format!("resolving {} in the container root", prefix.display())),
+            Err(e) => {
+                return Err(e)
+                    .ctx(|| format!("resolving {} in the container root", prefix.display()))
+            }
         }
     };
     for (i, name) in comps.iter().enumerate().skip(existing) {
@@ -83,7 +96,13 @@ pub fn mkdir_all_open(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> Result<O
                 Ok(_) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(e).ctx(shown),
             }
-            return rustix::fs::openat(&dir, *name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).ctx(shown);
+            return rustix::fs::openat(
+                &dir,
+                *name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(shown);
         }
         match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(Errno::EXIST) => {}
@@ -115,7 +134,11 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> String {
 
 /// Whether the O_PATH fd `fd` refers to a directory.
 pub fn is_dir(fd: impl AsFd) -> bool {
-    rustix::fs::fstat(fd).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory).unwrap_or(false)
+    rustix::fs::fstat(fd)
+        .map(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -130,15 +153,28 @@ mod tests {
         let outside = tmp.path().join("outside");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(root.join("outside")).unwrap();
         // An absolute symlink and a ../ symlink that point at the host dir.
         symlink("/outside", root.join("abs")).unwrap();
         symlink("../../outside", root.join("rel")).unwrap();
-        let rfd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let rfd = rustix::fs::open(
+            &root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
         mkdir_all_open(rfd.as_fd(), Path::new("/abs/x/y"), Kind::Dir).unwrap();
         mkdir_all_open(rfd.as_fd(), Path::new("/rel/z"), Kind::File).unwrap();
-        assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "host dir was touched");
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "host dir was touched"
+        );
         // The links resolved inside the root: abs -> /outside in root, rel -> /outside in root.
         assert!(root.join("outside/x/y").is_dir());
         assert!(root.join("outside/z").is_file());
+        // A dangling link is not followed out of the root either: creation fails instead.
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        assert!(mkdir_all_open(rfd.as_fd(), Path::new("/dangling/q"), Kind::Dir).is_err());
+        assert!(!tmp.path().join("nowhere").exists());
     }
 }

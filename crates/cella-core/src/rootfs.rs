@@ -13,8 +13,9 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree, FsMountFlags, FsOpenFlags,
-    MountAttrFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    open_tree, FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
 };
 
 use crate::error::{Context, Error, Result};
@@ -37,19 +38,35 @@ pub struct Context_<'a> {
 /// propagates back to the host, then bind the rootfs onto itself so it is a mount point
 /// that pivot_root accepts. Returns an fd of the rootfs mount.
 pub fn prepare(rootfs: &Path, private: bool) -> Result<OwnedFd> {
-    let flags = if private { MountPropagationFlags::PRIVATE } else { MountPropagationFlags::DOWNSTREAM };
+    let flags = if private {
+        MountPropagationFlags::PRIVATE
+    } else {
+        MountPropagationFlags::DOWNSTREAM
+    };
     rustix::mount::mount_change("/", flags | MountPropagationFlags::REC)
         .ctx(|| "making / a slave mount in the container's mount namespace".to_string())?;
     let tree = open_tree(
         rustix::fs::CWD,
         rootfs,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
     )
     .ctx(|| format!("binding the rootfs {}", rootfs.display()))?;
-    move_mount(tree.as_fd(), "", rustix::fs::CWD, rootfs, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .ctx(|| format!("binding the rootfs {} onto itself", rootfs.display()))?;
-    rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening the rootfs {}", rootfs.display()))
+    move_mount(
+        tree.as_fd(),
+        "",
+        rustix::fs::CWD,
+        rootfs,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .ctx(|| format!("binding the rootfs {} onto itself", rootfs.display()))?;
+    rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening the rootfs {}", rootfs.display()))
 }
 
 fn attach(tree: &OwnedFd, target: &OwnedFd) -> rustix::io::Result<()> {
@@ -87,7 +104,14 @@ fn errno(e: std::io::Error) -> Errno {
 /// Carry out one spec mount.
 pub fn mount(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> Result<()> {
     let dest = plan.destination.as_path();
-    let what = || format!("{} ({} at {})", plan.field(), kind_name(&plan.kind), dest.display());
+    let what = || {
+        format!(
+            "{} ({} at {})",
+            plan.field(),
+            kind_name(&plan.kind),
+            dest.display()
+        )
+    };
     match &plan.kind {
         MountKind::Bind { recursive } => {
             let src = plan.source.as_deref().expect("bind mounts have a source");
@@ -96,9 +120,16 @@ pub fn mount(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> R
                 flags |= OpenTreeFlags::AT_RECURSIVE;
             }
             let tree = open_tree(rustix::fs::CWD, src, flags).map_err(|e| {
-                Error::spec(format!("{}.source", plan.field()), format!("{}: {}", src.display(), std::io::Error::from(e)))
+                Error::spec(
+                    format!("{}.source", plan.field()),
+                    format!("{}: {}", src.display(), std::io::Error::from(e)),
+                )
             })?;
-            let kind = if resolve::is_dir(&tree) { Kind::Dir } else { Kind::File };
+            let kind = if resolve::is_dir(&tree) {
+                Kind::Dir
+            } else {
+                Kind::File
+            };
             let target = resolve::mkdir_all_open(ctx.rootfd, dest, kind)?;
             set_attrs(&tree, plan).ctx(|| format!("{}: setting mount options", what()))?;
             attach(&tree, &target).ctx(|| format!("{}: attaching", what()))?;
@@ -113,21 +144,34 @@ pub fn mount(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> R
                 Ok(t) => t,
                 // sysfs cannot be mounted in a user namespace that does not own the network
                 // namespace: show the host's /sys read-only instead, as other runtimes do.
-                Err(Error::Io { source, .. }) if fstype == "sysfs" && ctx.userns && source.raw_os_error() == Some(libc::EPERM) => {
+                Err(Error::Io { source, .. })
+                    if fstype == "sysfs"
+                        && ctx.userns
+                        && source.raw_os_error() == Some(libc::EPERM) =>
+                {
                     let t = open_tree(
                         rustix::fs::CWD,
                         "/sys",
-                        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+                        OpenTreeFlags::OPEN_TREE_CLONE
+                            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                            | OpenTreeFlags::AT_RECURSIVE,
                     )
                     .ctx(|| format!("{}: binding /sys", what()))?;
-                    sys::mount_setattr(t.as_fd(), true, attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC, 0, 0)
-                        .ctx(|| format!("{}: making /sys read-only", what()))?;
+                    sys::mount_setattr(
+                        t.as_fd(),
+                        true,
+                        attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
+                        0,
+                        0,
+                    )
+                    .ctx(|| format!("{}: making /sys read-only", what()))?;
                     t
                 }
                 Err(e) => return Err(e),
             };
             if plan.tmpcopyup {
-                copy_tree(&target, &tree).ctx(|| format!("{}: tmpcopyup of {}", what(), dest.display()))?;
+                copy_tree(&target, &tree)
+                    .ctx(|| format!("{}: tmpcopyup of {}", what(), dest.display()))?;
             }
             attach(&tree, &target).ctx(|| format!("{}: attaching", what()))?;
             set_propagation(&tree, plan).ctx(|| format!("{}: setting propagation", what()))?;
@@ -158,7 +202,11 @@ fn refuse_symlink(root: BorrowedFd<'_>, plan: &MountPlan) -> Result<()> {
     ) {
         Err(Errno::LOOP) => Err(Error::spec(
             format!("{}.destination", plan.field()),
-            format!("{} is a symlink in the rootfs; refusing to mount {} through it", plan.destination.display(), kind_name(&plan.kind)),
+            format!(
+                "{} is a symlink in the rootfs; refusing to mount {} through it",
+                plan.destination.display(),
+                kind_name(&plan.kind)
+            ),
         )),
         _ => Ok(()),
     }
@@ -166,8 +214,15 @@ fn refuse_symlink(root: BorrowedFd<'_>, plan: &MountPlan) -> Result<()> {
 
 /// A detached mount of a new `fstype` filesystem configured from the plan's data options.
 fn new_fs(fstype: &str, plan: &MountPlan) -> Result<OwnedFd> {
-    let what = || format!("{} ({fstype} at {})", plan.field(), plan.destination.display());
-    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| format!("{}: opening filesystem", what()))?;
+    let what = || {
+        format!(
+            "{} ({fstype} at {})",
+            plan.field(),
+            plan.destination.display()
+        )
+    };
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
+        .ctx(|| format!("{}: opening filesystem", what()))?;
     if let Some(src) = &plan.source {
         // The source is only a label for these filesystems; some (e.g. overlay) ignore it.
         let _ = fsconfig_set_string(fs.as_fd(), "source", src.as_os_str());
@@ -182,13 +237,23 @@ fn new_fs(fstype: &str, plan: &MountPlan) -> Result<OwnedFd> {
                 Some(v) => format!("{k}={v}"),
                 None => k.clone(),
             };
-            Error::spec(format!("{}.options", plan.field()), format!("{fstype} rejected option {opt:?}: {}", std::io::Error::from(e)))
+            Error::spec(
+                format!("{}.options", plan.field()),
+                format!(
+                    "{fstype} rejected option {opt:?}: {}",
+                    std::io::Error::from(e)
+                ),
+            )
         })?;
     }
     fsconfig_create(fs.as_fd()).ctx(|| format!("{}: creating filesystem", what()))?;
     let a = plan.attrs.set | plan.attrs.rec_set;
-    fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::from_bits_retain(a as u32))
-        .ctx(|| format!("{}: mounting", what()))
+    fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::from_bits_retain(a as u32),
+    )
+    .ctx(|| format!("{}: mounting", what()))
 }
 
 /// `type: cgroup` at a destination: on cgroup v2 one cgroup2 mount; on v1 a tmpfs holding a
@@ -202,28 +267,45 @@ fn mount_cgroups(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) 
     if let [only] = cgroups {
         if only.fstype == "cgroup2" {
             let tree = cgroup_tree(ctx, only, attrs, &field)?;
-            return attach(&tree, &target).ctx(|| format!("{field}: attaching cgroup2 at {}", dest.display()));
+            return attach(&tree, &target)
+                .ctx(|| format!("{field}: attaching cgroup2 at {}", dest.display()));
         }
     }
     // v1: a tmpfs to hold the hierarchies; read-only at the end if asked.
-    let tmp = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| format!("{field}: tmpfs for cgroups"))?;
+    let tmp = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+        .ctx(|| format!("{field}: tmpfs for cgroups"))?;
     fsconfig_set_string(tmp.as_fd(), "mode", "755").ctx(|| format!("{field}: tmpfs mode"))?;
     fsconfig_create(tmp.as_fd()).ctx(|| format!("{field}: tmpfs for cgroups"))?;
     let tmpfs = fsmount(
         tmp.as_fd(),
         FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
     .ctx(|| format!("{field}: tmpfs for cgroups"))?;
     attach(&tmpfs, &target).ctx(|| format!("{field}: attaching tmpfs at {}", dest.display()))?;
     let dirfd = resolve::open_in_root(ctx.rootfd, dest, OFlags::PATH | OFlags::DIRECTORY)
         .ctx(|| format!("{field}: reopening {}", dest.display()))?;
     for cg in cgroups {
-        rustix::fs::mkdirat(&dirfd, cg.dir.as_str(), Mode::from_raw_mode(0o755)).ctx(|| format!("{field}: mkdir {}", cg.dir))?;
-        let sub = rustix::fs::openat(&dirfd, cg.dir.as_str(), OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| format!("{field}: open {}", cg.dir))?;
+        rustix::fs::mkdirat(&dirfd, cg.dir.as_str(), Mode::from_raw_mode(0o755))
+            .ctx(|| format!("{field}: mkdir {}", cg.dir))?;
+        let sub = rustix::fs::openat(
+            &dirfd,
+            cg.dir.as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("{field}: open {}", cg.dir))?;
         let tree = cgroup_tree(ctx, cg, attrs, &field)?;
-        attach(&tree, &sub).ctx(|| format!("{field}: attaching {} at {}/{}", cg.fstype, dest.display(), cg.dir))?;
+        attach(&tree, &sub).ctx(|| {
+            format!(
+                "{field}: attaching {} at {}/{}",
+                cg.fstype,
+                dest.display(),
+                cg.dir
+            )
+        })?;
         for (name, to) in &cg.symlinks {
             match rustix::fs::symlinkat(to.as_str(), &dirfd, name.as_str()) {
                 Ok(()) | Err(Errno::EXIST) => {}
@@ -232,14 +314,16 @@ fn mount_cgroups(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) 
         }
     }
     if plan.readonly() {
-        sys::mount_setattr(tmpfs.as_fd(), false, attr::RDONLY, 0, 0).ctx(|| format!("{field}: making {} read-only", dest.display()))?;
+        sys::mount_setattr(tmpfs.as_fd(), false, attr::RDONLY, 0, 0)
+            .ctx(|| format!("{field}: making {} read-only", dest.display()))?;
     }
     Ok(())
 }
 
 fn cgroup_tree(ctx: &Context_<'_>, cg: &CgroupMount, attrs: u64, field: &str) -> Result<OwnedFd> {
     if ctx.cgroupns {
-        let fs = fsopen(cg.fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| format!("{field}: opening {}", cg.fstype))?;
+        let fs = fsopen(cg.fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC)
+            .ctx(|| format!("{field}: opening {}", cg.fstype))?;
         for o in cg.options.split(',').filter(|o| !o.is_empty()) {
             let r = match o.split_once('=') {
                 Some((k, v)) => fsconfig_set_string(fs.as_fd(), k, v),
@@ -247,29 +331,48 @@ fn cgroup_tree(ctx: &Context_<'_>, cg: &CgroupMount, attrs: u64, field: &str) ->
             };
             r.ctx(|| format!("{field}: cgroup option {o}"))?;
         }
-        fsconfig_create(fs.as_fd()).ctx(|| format!("{field}: creating {} ({})", cg.fstype, cg.options))?;
-        return fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::from_bits_retain(attrs as u32))
-            .ctx(|| format!("{field}: mounting {} ({})", cg.fstype, cg.options));
+        fsconfig_create(fs.as_fd())
+            .ctx(|| format!("{field}: creating {} ({})", cg.fstype, cg.options))?;
+        return fsmount(
+            fs.as_fd(),
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::from_bits_retain(attrs as u32),
+        )
+        .ctx(|| format!("{field}: mounting {} ({})", cg.fstype, cg.options));
     }
-    let tree = open_tree(rustix::fs::CWD, &cg.host_dir, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-        .ctx(|| format!("{field}: binding {}", cg.host_dir.display()))?;
-    sys::mount_setattr(tree.as_fd(), false, attrs, 0, 0).ctx(|| format!("{field}: options of {}", cg.host_dir.display()))?;
+    let tree = open_tree(
+        rustix::fs::CWD,
+        &cg.host_dir,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .ctx(|| format!("{field}: binding {}", cg.host_dir.display()))?;
+    sys::mount_setattr(tree.as_fd(), false, attrs, 0, 0)
+        .ctx(|| format!("{field}: options of {}", cg.host_dir.display()))?;
     Ok(tree)
 }
 
 /// Copy the contents of directory `from` (an O_PATH fd) into the detached mount `to`.
 fn copy_tree(from: &OwnedFd, to: &OwnedFd) -> std::io::Result<()> {
-    let src = rustix::fs::openat(from, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let src = rustix::fs::openat(
+        from,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let st = rustix::fs::fstat(&src)?;
     rustix::fs::fchmod(to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
-    let _ = rustix::fs::fchown(to, Some(rustix::fs::Uid::from_raw(st.st_uid)), Some(rustix::fs::Gid::from_raw(st.st_gid)));
+    let _ = rustix::fs::fchown(
+        to,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    );
     copy_dir_contents(&src, to)
 }
 
 fn copy_dir_contents(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, FileType};
-    let mut dir = rustix::fs::Dir::read_from(src)?;
-    while let Some(ent) = dir.next() {
+    let dir = rustix::fs::Dir::read_from(src)?;
+    for ent in dir {
         let ent = ent?;
         let name = ent.file_name();
         if name == c"." || name == c".." {
@@ -280,13 +383,33 @@ fn copy_dir_contents(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
                 rustix::fs::mkdirat(dst, name, mode)?;
-                let s = rustix::fs::openat(src, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-                let d = rustix::fs::openat(dst, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let s = rustix::fs::openat(
+                    src,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let d = rustix::fs::openat(
+                    dst,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 copy_dir_contents(&s, &d)?;
             }
             FileType::RegularFile => {
-                let s = rustix::fs::openat(src, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-                let d = rustix::fs::openat(dst, name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, mode)?;
+                let s = rustix::fs::openat(
+                    src,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let d = rustix::fs::openat(
+                    dst,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    mode,
+                )?;
                 let mut sf = std::fs::File::from(s);
                 let mut df = std::fs::File::from(d);
                 std::io::copy(&mut sf, &mut df)?;
@@ -311,7 +434,14 @@ fn copy_dir_contents(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
 
 /// The devices every container gets (runtime-spec "Default Devices").
 pub fn default_devices() -> Vec<(&'static str, u64, u64)> {
-    vec![("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+    vec![
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
 }
 
 /// Create the default devices, the spec's devices and the /dev symlinks.
@@ -348,7 +478,9 @@ pub fn setup_dev(ctx: &Context_<'_>, devices: &[LinuxDevice]) -> Result<()> {
     for (name, to) in links {
         match rustix::fs::symlinkat(to, &dev, name) {
             Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(e).ctx(|| format!("creating /dev/{name} -> {to} in the container")),
+            Err(e) => {
+                return Err(e).ctx(|| format!("creating /dev/{name} -> {to} in the container"))
+            }
         }
     }
     if Path::new("/proc/kcore").exists() {
@@ -361,23 +493,44 @@ pub fn setup_dev(ctx: &Context_<'_>, devices: &[LinuxDevice]) -> Result<()> {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(e).ctx(|| "removing /dev/ptmx in the container".to_string()),
         }
-        rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx").ctx(|| "creating /dev/ptmx -> pts/ptmx".to_string())?;
+        rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx")
+            .ctx(|| "creating /dev/ptmx -> pts/ptmx".to_string())?;
     }
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn make_device(ctx: &Context_<'_>, path: &Path, typ: LinuxDeviceType, maj: u64, min: u64, mode: u32, uid: u32, gid: u32) -> Result<()> {
+fn make_device(
+    ctx: &Context_<'_>,
+    path: &Path,
+    typ: LinuxDeviceType,
+    maj: u64,
+    min: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
     let shown = || format!("creating device {} in the container", path.display());
     let parent_path = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().ok_or_else(|| Error::spec("linux.devices", format!("{} has no file name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        Error::spec(
+            "linux.devices",
+            format!("{} has no file name", path.display()),
+        )
+    })?;
     let parent = resolve::mkdir_all_open(ctx.rootfd, parent_path, Kind::Dir)?;
     let ftype = match typ {
         LinuxDeviceType::C | LinuxDeviceType::U => rustix::fs::FileType::CharacterDevice,
         LinuxDeviceType::B => rustix::fs::FileType::BlockDevice,
         LinuxDeviceType::P => rustix::fs::FileType::Fifo,
         LinuxDeviceType::A => {
-            return Err(Error::spec("linux.devices", format!("{}: type \"a\" is only valid in linux.resources.devices", path.display())))
+            return Err(Error::spec(
+                "linux.devices",
+                format!(
+                    "{}: type \"a\" is only valid in linux.resources.devices",
+                    path.display()
+                ),
+            ))
         }
     };
     match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty()) {
@@ -386,17 +539,50 @@ fn make_device(ctx: &Context_<'_>, path: &Path, typ: LinuxDeviceType, maj: u64, 
     }
     if ctx.userns && ftype != rustix::fs::FileType::Fifo {
         // mknod is not allowed in a user namespace: bind the host's node instead.
-        let host = Path::new("/dev").join(resolve::relative(path).strip_prefix("dev").unwrap_or(resolve::relative(path)));
-        rustix::fs::openat(&parent, name, OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o644)).ctx(shown)?;
-        let target = rustix::fs::openat(&parent, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).ctx(shown)?;
-        let tree = open_tree(rustix::fs::CWD, &host, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-            .ctx(|| format!("binding host device {} (a user namespace cannot mknod)", host.display()))?;
-        verify_device(&tree, ftype, maj, min).map_err(|m| Error::Init(format!("{}: {m}", host.display())))?;
+        let host = Path::new("/dev").join(
+            resolve::relative(path)
+                .strip_prefix("dev")
+                .unwrap_or(resolve::relative(path)),
+        );
+        rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .ctx(shown)?;
+        let target = rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(shown)?;
+        let tree = open_tree(
+            rustix::fs::CWD,
+            &host,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .ctx(|| {
+            format!(
+                "binding host device {} (a user namespace cannot mknod)",
+                host.display()
+            )
+        })?;
+        verify_device(&tree, ftype, maj, min)
+            .map_err(|m| Error::Init(format!("{}: {m}", host.display())))?;
         attach(&tree, &target).ctx(shown)?;
         return Ok(());
     }
     let dev = rustix::fs::makedev(maj as u32, min as u32);
-    rustix::fs::mknodat(&parent, name, ftype, Mode::from_raw_mode(mode & 0o7777), dev).ctx(shown)?;
+    rustix::fs::mknodat(
+        &parent,
+        name,
+        ftype,
+        Mode::from_raw_mode(mode & 0o7777),
+        dev,
+    )
+    .ctx(shown)?;
     rustix::fs::chownat(
         &parent,
         name,
@@ -409,12 +595,22 @@ fn make_device(ctx: &Context_<'_>, path: &Path, typ: LinuxDeviceType, maj: u64, 
 }
 
 /// Check that `fd` is the device node we expect (never a symlink, file or other device).
-pub fn verify_device(fd: impl AsFd, ftype: rustix::fs::FileType, maj: u64, min: u64) -> std::result::Result<(), String> {
+pub fn verify_device(
+    fd: impl AsFd,
+    ftype: rustix::fs::FileType,
+    maj: u64,
+    min: u64,
+) -> std::result::Result<(), String> {
     let st = rustix::fs::fstat(fd).map_err(|e| e.to_string())?;
     let t = rustix::fs::FileType::from_raw_mode(st.st_mode);
-    let (ma, mi) = (rustix::fs::major(st.st_rdev) as u64, rustix::fs::minor(st.st_rdev) as u64);
+    let (ma, mi) = (
+        rustix::fs::major(st.st_rdev) as u64,
+        rustix::fs::minor(st.st_rdev) as u64,
+    );
     if t != ftype || ma != maj || mi != min {
-        return Err(format!("is not the expected device {maj}:{min} (found {t:?} {ma}:{mi})"));
+        return Err(format!(
+            "is not the expected device {maj}:{min} (found {t:?} {ma}:{mi})"
+        ));
     }
     Ok(())
 }
@@ -422,9 +618,14 @@ pub fn verify_device(fd: impl AsFd, ftype: rustix::fs::FileType, maj: u64, min: 
 /// An fd of the host's /dev/null, verified to be the real character device 1:3. Opened
 /// before pivot_root and used to mask files.
 pub fn open_dev_null() -> Result<OwnedFd> {
-    let fd = rustix::fs::open("/dev/null", OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "opening the host's /dev/null".to_string())?;
-    verify_device(&fd, rustix::fs::FileType::CharacterDevice, 1, 3).map_err(|m| Error::Init(format!("/dev/null {m}; refusing to mask paths with it")))?;
+    let fd = rustix::fs::open(
+        "/dev/null",
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening the host's /dev/null".to_string())?;
+    verify_device(&fd, rustix::fs::FileType::CharacterDevice, 1, 3)
+        .map_err(|m| Error::Init(format!("/dev/null {m}; refusing to mask paths with it")))?;
     Ok(fd)
 }
 
@@ -437,13 +638,26 @@ pub fn mask_paths(root: BorrowedFd<'_>, paths: &[String], dev_null: &OwnedFd) ->
             Err(e) => return Err(e).ctx(|| format!("linux.maskedPaths: resolving {p}")),
         };
         let tree = if resolve::is_dir(&target) {
-            let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?;
-            fsconfig_set_string(fs.as_fd(), "size", "0").ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?;
+            let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
+                .ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?;
+            fsconfig_set_string(fs.as_fd(), "size", "0")
+                .ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?;
             fsconfig_create(fs.as_fd()).ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?;
-            fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_RDONLY).ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?
+            fsmount(
+                fs.as_fd(),
+                FsMountFlags::FSMOUNT_CLOEXEC,
+                MountAttrFlags::MOUNT_ATTR_RDONLY,
+            )
+            .ctx(|| format!("linux.maskedPaths: tmpfs for {p}"))?
         } else {
-            open_tree(dev_null, "", OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH)
-                .ctx(|| format!("linux.maskedPaths: binding /dev/null for {p}"))?
+            open_tree(
+                dev_null,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH,
+            )
+            .ctx(|| format!("linux.maskedPaths: binding /dev/null for {p}"))?
         };
         attach(&tree, &target).ctx(|| format!("linux.maskedPaths: masking {p}"))?;
     }
@@ -461,11 +675,20 @@ pub fn readonly_paths(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
         let tree = open_tree(
             &target,
             "",
-            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH | OpenTreeFlags::AT_RECURSIVE,
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH
+                | OpenTreeFlags::AT_RECURSIVE,
         )
         .ctx(|| format!("linux.readonlyPaths: binding {p}"))?;
-        sys::mount_setattr(tree.as_fd(), true, attr::RDONLY | attr::NOSUID | attr::NODEV, 0, 0)
-            .ctx(|| format!("linux.readonlyPaths: making {p} read-only"))?;
+        sys::mount_setattr(
+            tree.as_fd(),
+            true,
+            attr::RDONLY | attr::NOSUID | attr::NODEV,
+            0,
+            0,
+        )
+        .ctx(|| format!("linux.readonlyPaths: making {p} read-only"))?;
         attach(&tree, &target).ctx(|| format!("linux.readonlyPaths: attaching {p}"))?;
     }
     Ok(())
@@ -476,7 +699,8 @@ pub fn pivot(rootfd: &OwnedFd) -> Result<()> {
     rustix::process::fchdir(rootfd).ctx(|| "entering the rootfs".to_string())?;
     rustix::process::pivot_root(".", ".").ctx(|| "pivot_root into the rootfs".to_string())?;
     // The old root is now stacked on top of "."; detach it.
-    rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root after pivot_root".to_string())?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)
+        .ctx(|| "detaching the old root after pivot_root".to_string())?;
     rustix::process::chdir("/").ctx(|| "chdir / after pivot_root".to_string())
 }
 
@@ -484,19 +708,27 @@ pub fn pivot(rootfd: &OwnedFd) -> Result<()> {
 /// reachable for a process with CAP_SYS_CHROOT).
 pub fn move_and_chroot(rootfs: &Path) -> Result<()> {
     rustix::process::chdir(rootfs).ctx(|| format!("entering {}", rootfs.display()))?;
-    rustix::mount::mount_move(".", "/").ctx(|| "moving the rootfs over / (--no-pivot)".to_string())?;
+    rustix::mount::mount_move(".", "/")
+        .ctx(|| "moving the rootfs over / (--no-pivot)".to_string())?;
     rustix::process::chroot(".").ctx(|| "chroot into the rootfs (--no-pivot)".to_string())?;
     rustix::process::chdir("/").ctx(|| "chdir / after chroot".to_string())
 }
 
 /// After the switch: make / read-only (root.readonly) and set rootfsPropagation.
 pub fn finish_root(readonly: bool, propagation: Option<(u64, bool)>) -> Result<()> {
-    let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(|| "opening /".to_string())?;
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening /".to_string())?;
     if readonly {
-        sys::mount_setattr(root.as_fd(), false, attr::RDONLY, 0, 0).ctx(|| "root.readonly: making / read-only".to_string())?;
+        sys::mount_setattr(root.as_fd(), false, attr::RDONLY, 0, 0)
+            .ctx(|| "root.readonly: making / read-only".to_string())?;
     }
     if let Some((flag, recursive)) = propagation {
-        sys::mount_setattr(root.as_fd(), recursive, 0, 0, flag).ctx(|| "linux.rootfsPropagation".to_string())?;
+        sys::mount_setattr(root.as_fd(), recursive, 0, 0, flag)
+            .ctx(|| "linux.rootfsPropagation".to_string())?;
     }
     Ok(())
 }

@@ -40,9 +40,18 @@ const NAMES: &[(&str, i32)] = &[
 
 /// Parse "TERM", "SIGTERM", "sigterm", "15", "RTMIN+3".
 pub fn parse(s: &str) -> Result<i32> {
-    let bad = || Error::spec("signal", format!("unknown signal {s:?}; use a name like TERM or KILL, or a number 1-64"));
+    let bad = || {
+        Error::spec(
+            "signal",
+            format!("unknown signal {s:?}; use a name like TERM or KILL, or a number 1-64"),
+        )
+    };
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -50,16 +59,26 @@ pub fn parse(s: &str) -> Result<i32> {
         return Ok(*n);
     }
     let rt = |base: i32, rest: &str| -> Option<i32> {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().ok()? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().ok()?
+        };
         let n = base + off;
-        (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n).then_some(n)
+        (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .contains(&n)
+            .then_some(n)
     };
     if let Some(rest) = name.strip_prefix("RTMIN") {
         let rest = rest.strip_prefix('+').unwrap_or(rest);
         return rt(libc::SIGRTMIN(), rest).ok_or_else(bad);
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let n: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        let n: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().map_err(|_| bad())?
+        };
         return rt(libc::SIGRTMAX() + n, "").ok_or_else(bad);
     }
     Err(bad())
@@ -74,7 +93,9 @@ pub fn name(n: i32) -> Option<&'static str> {
 pub fn describe_status(st: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match st.signal() {
-        Some(s) => name(s).map(|n| format!("SIG{n}")).unwrap_or_else(|| format!("signal {s}")),
+        Some(s) => name(s)
+            .map(|n| format!("SIG{n}"))
+            .unwrap_or_else(|| format!("signal {s}")),
         None => format!("{st}"),
     }
 }
@@ -91,7 +112,13 @@ mod tests {
         assert_eq!(parse("9").unwrap(), 9);
         assert_eq!(parse("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         for bad in ["FOO", "SIGFOO", "0", "65", "-1", "", "RTMIN+99"] {
-            assert!(parse(bad).unwrap_err().to_string().contains("unknown signal"), "{bad}");
+            assert!(
+                parse(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("unknown signal"),
+                "{bad}"
+            );
         }
     }
 }

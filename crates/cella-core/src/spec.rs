@@ -64,10 +64,12 @@ pub fn load_bundle(bundle: &Path) -> Result<Config> {
 /// Validate a parsed spec for `create`/`run`; resolve the rootfs against `bundle`.
 pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Config> {
     check_version(spec.version())?;
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| Error::spec("root", "is missing: a container needs a root filesystem (root.path)"))?;
+    let root = spec.root().as_ref().ok_or_else(|| {
+        Error::spec(
+            "root",
+            "is missing: a container needs a root filesystem (root.path)",
+        )
+    })?;
     if root.path().as_os_str().is_empty() {
         return Err(Error::spec("root.path", "is empty"));
     }
@@ -79,7 +81,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Config> {
     let rootfs = fs::canonicalize(&rootfs).map_err(|e| {
         Error::spec(
             "root.path",
-            format!("{}: {e} (the root filesystem must be an existing directory)", rootfs.display()),
+            format!(
+                "{}: {e} (the root filesystem must be an existing directory)",
+                rootfs.display()
+            ),
         )
     })?;
     if !rootfs.is_dir() {
@@ -89,7 +94,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Config> {
         ));
     }
     if rootfs == Path::new("/") {
-        return Err(Error::spec("root.path", "is the host's / : refusing to use the host root as a container root"));
+        return Err(Error::spec(
+            "root.path",
+            "is the host's / : refusing to use the host root as a container root",
+        ));
     }
     let process = spec
         .process()
@@ -102,12 +110,15 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Config> {
         .ok_or_else(|| Error::spec("linux", "is missing: cella runs Linux containers"))?;
     let namespaces = check_namespaces(&spec)?;
     if let Some(h) = spec.hostname() {
-        if !h.is_empty() && !namespaces.new(LinuxNamespaceType::Uts) {
-            return Err(Error::spec("hostname", "needs a new uts namespace (linux.namespaces has no \"uts\" without a path)"));
+        if !h.is_empty() && !namespaces.is_new(LinuxNamespaceType::Uts) {
+            return Err(Error::spec(
+                "hostname",
+                "needs a new uts namespace (linux.namespaces has no \"uts\" without a path)",
+            ));
         }
     }
     if let Some(d) = spec.domainname() {
-        if !d.is_empty() && !namespaces.new(LinuxNamespaceType::Uts) {
+        if !d.is_empty() && !namespaces.is_new(LinuxNamespaceType::Uts) {
             return Err(Error::spec("domainname", "needs a new uts namespace"));
         }
     }
@@ -156,7 +167,10 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Config> {
 pub fn check_version(v: &str) -> Result<()> {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    let numeric = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !numeric {
         return Err(Error::spec(
             "ociVersion",
@@ -166,7 +180,9 @@ pub fn check_version(v: &str) -> Result<()> {
     if parts[0] != "1" {
         return Err(Error::spec(
             "ociVersion",
-            format!("{v:?} is not supported: cella implements runtime-spec 1.x (up to {OCI_VERSION})"),
+            format!(
+                "{v:?} is not supported: cella implements runtime-spec 1.x (up to {OCI_VERSION})"
+            ),
         ));
     }
     Ok(())
@@ -180,7 +196,7 @@ pub struct NamespaceSet {
 
 impl NamespaceSet {
     /// Whether a fresh namespace of `t` is created.
-    pub fn new(&self, t: LinuxNamespaceType) -> bool {
+    pub fn is_new(&self, t: LinuxNamespaceType) -> bool {
         self.entries.iter().any(|(k, p)| *k == t && p.is_none())
     }
     /// Whether the container has its own namespace of `t` (fresh or joined).
@@ -228,17 +244,31 @@ pub fn namespaces(spec: &Spec) -> NamespaceSet {
 fn check_namespaces(spec: &Spec) -> Result<NamespaceSet> {
     let linux = spec.linux().as_ref();
     let mut seen = HashSet::new();
-    for (i, ns) in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten().enumerate() {
+    for (i, ns) in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("linux.namespaces[{i}]");
         if !seen.insert(ns.typ()) {
-            return Err(Error::spec(field, format!("namespace {:?} is listed twice", ns_name(ns.typ()))));
+            return Err(Error::spec(
+                field,
+                format!("namespace {:?} is listed twice", ns_name(ns.typ())),
+            ));
         }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
-                return Err(Error::spec(format!("{field}.path"), format!("{} must be an absolute path", p.display())));
+                return Err(Error::spec(
+                    format!("{field}.path"),
+                    format!("{} must be an absolute path", p.display()),
+                ));
             }
             if let Err(e) = fs::metadata(p) {
-                return Err(Error::spec(format!("{field}.path"), format!("{}: {e}", p.display())));
+                return Err(Error::spec(
+                    format!("{field}.path"),
+                    format!("{}: {e}", p.display()),
+                ));
             }
         }
     }
@@ -247,15 +277,24 @@ fn check_namespaces(spec: &Spec) -> Result<NamespaceSet> {
         return Err(Error::spec("linux.namespaces", "has no \"mount\" namespace: cella always builds the root filesystem in a new mount namespace; add {\"type\":\"mount\"}"));
     }
     let has_maps = linux
-        .map(|l| l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+        .map(|l| {
+            l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        })
         .unwrap_or(false);
-    if set.new(LinuxNamespaceType::User) {
+    if set.is_new(LinuxNamespaceType::User) {
         let l = linux.expect("namespaces imply linux");
         if l.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
-            return Err(Error::spec("linux.uidMappings", "is empty but a new user namespace is requested: give at least one mapping"));
+            return Err(Error::spec(
+                "linux.uidMappings",
+                "is empty but a new user namespace is requested: give at least one mapping",
+            ));
         }
         if l.gid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
-            return Err(Error::spec("linux.gidMappings", "is empty but a new user namespace is requested: give at least one mapping"));
+            return Err(Error::spec(
+                "linux.gidMappings",
+                "is empty but a new user namespace is requested: give at least one mapping",
+            ));
         }
     } else if has_maps {
         return Err(Error::spec("linux.uidMappings", "mappings are given but no new user namespace is requested: add {\"type\":\"user\"} to linux.namespaces"));
@@ -265,7 +304,10 @@ fn check_namespaces(spec: &Spec) -> Result<NamespaceSet> {
 
 fn check_unsupported_linux(l: &oci_spec::runtime::Linux) -> Result<()> {
     if l.intel_rdt().is_some() {
-        return Err(Error::Unsupported("linux.intelRdt: Intel RDT (resctrl) is not supported by cella; remove the field".into()));
+        return Err(Error::Unsupported(
+            "linux.intelRdt: Intel RDT (resctrl) is not supported by cella; remove the field"
+                .into(),
+        ));
     }
     if l.memory_policy().is_some() {
         return Err(Error::Unsupported("linux.memoryPolicy: NUMA memory policy is not supported by cella yet; remove the field".into()));
@@ -288,7 +330,13 @@ fn check_sysctl(l: &oci_spec::runtime::Linux, ns: &NamespaceSet) -> Result<()> {
             Error::spec(&field, "is not a namespaced sysctl: it would change the host; only kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, kernel.hostname, kernel.domainname and net.* are allowed")
         })?;
         if !ns.has(needed) {
-            return Err(Error::spec(field, format!("needs the container to have its own {} namespace", ns_name(needed))));
+            return Err(Error::spec(
+                field,
+                format!(
+                    "needs the container to have its own {} namespace",
+                    ns_name(needed)
+                ),
+            ));
         }
     }
     Ok(())
@@ -297,7 +345,16 @@ fn check_sysctl(l: &oci_spec::runtime::Linux, ns: &NamespaceSet) -> Result<()> {
 /// The namespace a sysctl key belongs to, or None if it is not namespaced.
 pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     let k = key.replace('/', ".");
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     if ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
         return Some(LinuxNamespaceType::Ipc);
     }
@@ -311,16 +368,24 @@ pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
 }
 
 fn check_time_offsets(l: &oci_spec::runtime::Linux, ns: &NamespaceSet) -> Result<()> {
-    let Some(map) = l.time_offsets() else { return Ok(()) };
+    let Some(map) = l.time_offsets() else {
+        return Ok(());
+    };
     if map.is_empty() {
         return Ok(());
     }
-    if !ns.new(LinuxNamespaceType::Time) {
-        return Err(Error::spec("linux.timeOffsets", "needs a new time namespace: add {\"type\":\"time\"} to linux.namespaces"));
+    if !ns.is_new(LinuxNamespaceType::Time) {
+        return Err(Error::spec(
+            "linux.timeOffsets",
+            "needs a new time namespace: add {\"type\":\"time\"} to linux.namespaces",
+        ));
     }
     for k in map.keys() {
         if k != "monotonic" && k != "boottime" {
-            return Err(Error::spec(format!("linux.timeOffsets[{k:?}]"), "unknown clock; use \"monotonic\" or \"boottime\""));
+            return Err(Error::spec(
+                format!("linux.timeOffsets[{k:?}]"),
+                "unknown clock; use \"monotonic\" or \"boottime\"",
+            ));
         }
     }
     Ok(())
@@ -329,8 +394,14 @@ fn check_time_offsets(l: &oci_spec::runtime::Linux, ns: &NamespaceSet) -> Result
 fn check_devices(l: &oci_spec::runtime::Linux) -> Result<()> {
     for (i, d) in l.devices().iter().flatten().enumerate() {
         let p = d.path();
-        if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(Error::spec(format!("linux.devices[{i}].path"), format!("{} must be an absolute path without ..", p.display())));
+        if !p.is_absolute()
+            || p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::spec(
+                format!("linux.devices[{i}].path"),
+                format!("{} must be an absolute path without ..", p.display()),
+            ));
         }
     }
     Ok(())
@@ -339,7 +410,10 @@ fn check_devices(l: &oci_spec::runtime::Linux) -> Result<()> {
 fn check_paths(field: &str, paths: &Option<Vec<String>>) -> Result<()> {
     for (i, p) in paths.iter().flatten().enumerate() {
         if !p.starts_with('/') {
-            return Err(Error::spec(format!("{field}[{i}]"), format!("{p:?} must be an absolute path")));
+            return Err(Error::spec(
+                format!("{field}[{i}]"),
+                format!("{p:?} must be an absolute path"),
+            ));
         }
     }
     Ok(())
@@ -362,20 +436,37 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_field() {
-        let text = r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#;
-        let e = parse(text, Path::new("/b/config.json")).unwrap_err().to_string();
+        let text =
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#;
+        let e = parse(text, Path::new("/b/config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("linux.namespaces[1].type"), "{e}");
         assert!(e.contains("bogus"), "{e}");
-        let e = parse("{not json", Path::new("/b/config.json")).unwrap_err().to_string();
+        let e = parse("{not json", Path::new("/b/config.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/b/config.json: "), "{e}");
     }
 
     #[test]
     fn sysctl_namespaces() {
-        assert_eq!(sysctl_namespace("net.ipv4.ip_forward"), Some(LinuxNamespaceType::Network));
-        assert_eq!(sysctl_namespace("kernel.shm_rmid_forced"), Some(LinuxNamespaceType::Ipc));
-        assert_eq!(sysctl_namespace("fs.mqueue.msg_max"), Some(LinuxNamespaceType::Ipc));
-        assert_eq!(sysctl_namespace("kernel.hostname"), Some(LinuxNamespaceType::Uts));
+        assert_eq!(
+            sysctl_namespace("net.ipv4.ip_forward"),
+            Some(LinuxNamespaceType::Network)
+        );
+        assert_eq!(
+            sysctl_namespace("kernel.shm_rmid_forced"),
+            Some(LinuxNamespaceType::Ipc)
+        );
+        assert_eq!(
+            sysctl_namespace("fs.mqueue.msg_max"),
+            Some(LinuxNamespaceType::Ipc)
+        );
+        assert_eq!(
+            sysctl_namespace("kernel.hostname"),
+            Some(LinuxNamespaceType::Uts)
+        );
         assert_eq!(sysctl_namespace("kernel.panic"), None);
         assert_eq!(sysctl_namespace("vm.swappiness"), None);
     }

@@ -85,7 +85,9 @@ impl StateRoot {
         let dir = self.dir_of(id);
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.to_string()))
+            }
             Err(e) => return Err(e).ctx(|| format!("creating state dir {}", dir.display())),
         }
         let d = ContainerDir::lock(id, dir.clone());
@@ -150,7 +152,9 @@ impl ContainerDir {
     fn lock_with(id: &str, path: PathBuf, op: FlockOperation) -> Result<ContainerDir> {
         let fd = rustix::fs::open(
             &path,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
         .map_err(|e| match e {
@@ -231,7 +235,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .custom_flags(libc::O_CLOEXEC)
         .open(&tmp)
         .ctx(|| format!("writing {}", tmp.display()))?;
-    f.write_all(data).ctx(|| format!("writing {}", tmp.display()))?;
+    f.write_all(data)
+        .ctx(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
@@ -248,7 +253,12 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let base = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    let base = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
     if nanos == 0 {
         format!("{base}Z")
     } else {
@@ -278,7 +288,7 @@ mod tests {
     fn timestamps() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1_796_000_000, 0), "2026-11-29T02:13:20Z");
+        assert_eq!(rfc3339(1_796_000_000, 0), "2026-11-30T00:53:20Z");
     }
 
     #[test]

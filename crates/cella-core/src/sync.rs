@@ -6,8 +6,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::net::{
-    recvmsg, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+    recvmsg, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
+    RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +42,13 @@ pub struct Channel {
 
 /// A connected pair (parent end, child end). Both ends are close-on-exec.
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
-        .ctx(|| "creating the runtime/init socketpair".to_string())?;
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "creating the runtime/init socketpair".to_string())?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -63,8 +68,13 @@ impl Channel {
             fds = [fd];
             anc.push(SendAncillaryMessage::ScmRights(&fds));
         }
-        sendmsg(&self.fd, &[std::io::IoSlice::new(&data)], &mut anc, SendFlags::NOSIGNAL)
-            .ctx(|| "sending to the container init".to_string())?;
+        sendmsg(
+            &self.fd,
+            &[std::io::IoSlice::new(&data)],
+            &mut anc,
+            SendFlags::NOSIGNAL,
+        )
+        .ctx(|| "sending to the container init".to_string())?;
         Ok(())
     }
 
@@ -74,7 +84,12 @@ impl Channel {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
         let r = loop {
-            match recvmsg(&self.fd, &mut [IoSliceMut::new(&mut buf)], &mut anc, RecvFlags::CMSG_CLOEXEC) {
+            match recvmsg(
+                &self.fd,
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut anc,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
                 Err(rustix::io::Errno::INTR) => continue,
                 r => break r,
             }
@@ -89,7 +104,8 @@ impl Channel {
                 fd = fds.into_iter().next();
             }
         }
-        let msg = serde_json::from_slice(&buf[..r.bytes]).map_err(|e| Error::Init(format!("garbled message from the container init: {e}")))?;
+        let msg = serde_json::from_slice(&buf[..r.bytes])
+            .map_err(|e| Error::Init(format!("garbled message from the container init: {e}")))?;
         Ok(Some((msg, fd)))
     }
 
@@ -98,8 +114,12 @@ impl Channel {
         match self.recv()? {
             Some((m, _)) if m == want => Ok(()),
             Some((Msg::Error(e), _)) => Err(Error::Init(e)),
-            Some((m, _)) => Err(Error::Init(format!("protocol error: expected {want:?}, got {m:?}"))),
-            None => Err(Error::Init(format!("the other side closed the channel while waiting for {want:?}"))),
+            Some((m, _)) => Err(Error::Init(format!(
+                "protocol error: expected {want:?}, got {m:?}"
+            ))),
+            None => Err(Error::Init(format!(
+                "the other side closed the channel while waiting for {want:?}"
+            ))),
         }
     }
 

@@ -35,7 +35,13 @@ struct MountAttr {
 }
 
 /// mount_setattr(2) on the mount `fd` refers to (AT_EMPTY_PATH), optionally recursive.
-pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clr: u64, propagation: u64) -> io::Result<()> {
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    propagation: u64,
+) -> io::Result<()> {
     let mut attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
@@ -99,7 +105,10 @@ pub enum Forked {
     /// We are the new process.
     Child,
     /// We are the parent; the child's pid and a pidfd for it.
-    Parent { pid: i32, pidfd: std::os::fd::OwnedFd },
+    Parent {
+        pid: i32,
+        pidfd: std::os::fd::OwnedFd,
+    },
 }
 
 /// fork-like clone3(2): the child gets a copy of the address space and starts at the return
@@ -123,7 +132,13 @@ pub fn clone3_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<Forked> {
     // zero stack clone3 behaves like fork, so the child continues on a copy of this stack. The
     // runtime is single-threaded when it calls this, so the child's copy of the heap and of all
     // locks is consistent.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -132,7 +147,10 @@ pub fn clone3_fork(flags: u64, cgroup: Option<RawFd>) -> io::Result<Forked> {
     }
     // SAFETY: the kernel stored a fresh pidfd that nothing else owns.
     let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
-    Ok(Forked::Parent { pid: r as i32, pidfd })
+    Ok(Forked::Parent {
+        pid: r as i32,
+        pidfd,
+    })
 }
 
 /// Exit the current process at once, without running destructors or atexit handlers
