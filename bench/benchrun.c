@@ -10,6 +10,11 @@
  *       runs ARGV N times, J at a time; "{}" in any argument is replaced by the run's
  *       index (0..N-1), so every container gets its own id. Prints
  *       "<total microseconds> <largest maxrss KiB> <number of failed runs>"
+ *   benchrun reaper -- ARGV...
+ *       runs ARGV as a child subreaper and reaps every orphan until ARGV exits, then
+ *       returns its exit status. bench/run.sh runs itself under it: container inits left
+ *       by `create`/`start` are reparented here when the runtime exits, and are reaped
+ *       instead of becoming zombies of PID 1 (which does not reap on every host).
  *   benchrun floor FLAGS PROGRAM
  *       the kernel floor: clone(2) with the namespace FLAGS (a comma list of
  *       mnt,pid,net,ipc,uts,cgroup,user), exec PROGRAM in the child, wait for it.
@@ -20,8 +25,7 @@
  * unshare+mount per command.
  *
  * The command's stdin is /dev/null and its stdout goes to /dev/null; stderr is kept, so
- * failures show. The process makes itself a child subreaper so that container inits left by
- * `create`/`start` are reaped here instead of becoming zombies elsewhere.
+ * failures show.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -104,12 +108,6 @@ static pid_t spawn(char **argv, int argc, int idx) {
     return pid;
 }
 
-/* Reap orphans handed to us as subreaper, without blocking. */
-static void reap_orphans(void) {
-    while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
-}
-
 static int floor_main(const char *flags_s, char *prog) {
     int flags = 0;
     char *copy = strdup(flags_s), *save = NULL;
@@ -160,8 +158,43 @@ int main(int argc, char **argv) {
             usage();
         return floor_main(argv[i + 1], argv[i + 2]);
     }
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
-        die("prctl(PR_SET_CHILD_SUBREAPER)");
+    if (!strcmp(argv[i], "reaper")) {
+        i++;
+        if (i < argc && !strcmp(argv[i], "--"))
+            i++;
+        if (i >= argc)
+            usage();
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+            die("prctl(PR_SET_CHILD_SUBREAPER)");
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0) {
+            execvp(argv[i], argv + i);
+            fprintf(stderr, "benchrun: exec %s: %s\n", argv[i], strerror(errno));
+            _exit(127);
+        }
+        /* Let ^C and kill reach the script, not us: it cleans up and exits. */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        int st, code = 125;
+        for (;;) {
+            pid_t p = waitpid(-1, &st, 0);
+            if (p < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            if (p == pid) {
+                code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                break;
+            }
+        }
+        /* The script has deleted its containers; reap what already exited and leave. */
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        return code;
+    }
     if (!strcmp(argv[i], "once")) {
         i++;
         if (i < argc && !strcmp(argv[i], "--"))
@@ -177,8 +210,6 @@ int main(int argc, char **argv) {
         long long t1 = now_us();
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         printf("%lld %ld %d\n", t1 - t0, ru.ru_maxrss, code);
-        /* Orphans (a started container's init) stay our children until they exit. */
-        reap_orphans();
         return 0;
     }
     if (!strcmp(argv[i], "many")) {
@@ -211,7 +242,7 @@ int main(int argc, char **argv) {
             for (int k = 0; k < j; k++)
                 if (running[k] == p) { running[k] = 0; ours = 1; break; }
             if (!ours)
-                continue; /* an orphan container init */
+                continue; /* not one of the runs (cannot happen without a subreaper) */
             active--;
             done++;
             if (ru.ru_maxrss > maxrss)
@@ -221,7 +252,6 @@ int main(int argc, char **argv) {
         }
         long long t1 = now_us();
         printf("%lld %ld %d\n", t1 - t0, maxrss, failed);
-        reap_orphans();
         return 0;
     }
     usage();

@@ -42,6 +42,22 @@ note() { echo "bench: $*" >&2; }
 [ -z "$RUNC" ] || [ -x "$RUNC" ] || die "$RUNC not found (apt-get install runc, or RUNC= to skip it)"
 [ -z "$CRUN" ] || [ -x "$CRUN" ] || die "$CRUN not found (apt-get install crun, or CRUN= to skip it)"
 
+# Container inits outlive `create` and `start`; run under a subreaper that reaps them (PID 1
+# does not reap orphans on every host, e.g. this project's VM).
+if [ -z "${BENCH_REAPED:-}" ]; then
+    brdir=$(mktemp -d "${TMPDIR:-/tmp}/cella-benchrun.XXXXXX")
+    if [ -n "${BENCHRUN:-}" ]; then
+        cp "$BENCHRUN" "$brdir/benchrun"
+    else
+        cc -O2 -Wall -o "$brdir/benchrun" "$here/benchrun.c" || { rm -rf "$brdir"; die "compiling bench/benchrun.c failed (apt-get install gcc)"; }
+    fi
+    rc=0
+    BENCH_REAPED=1 BENCHRUN=$brdir/benchrun "$brdir/benchrun" reaper -- bash "${BASH_SOURCE[0]}" "$@" || rc=$?
+    rm -rf "$brdir"
+    exit $rc
+fi
+br=$BENCHRUN
+
 tag="cb$$"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cella-bench.XXXXXX")
 holder_pid=""
@@ -81,13 +97,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- tools and the bundle
-if [ -n "${BENCHRUN:-}" ]; then
-    br=$BENCHRUN
-else
-    br=$work/benchrun
-    cc -O2 -Wall -o "$br" "$here/benchrun.c" || die "compiling bench/benchrun.c failed (apt-get install gcc)"
-fi
-
 if [ -n "${ROOTFS:-}" ]; then
     rootfs=$ROOTFS
 else
