@@ -61,7 +61,7 @@ br=$BENCHRUN
 tag="cb$$"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cella-bench.XXXXXX")
 holder_pid=""
-declare -A RT ROOT NS
+declare -A RT ROOT NS EXEC_ID
 
 cleanup() {
     set +e
@@ -184,9 +184,11 @@ done
 
 if [ -n "${RT[crun]:-}" ] && { [ "$HIDE_UNIFIED" = 1 ] || { [ "$HIDE_UNIFIED" = auto ] && [ $hybrid = 1 ]; }; }; then
     # One long-lived private mount namespace with unified hidden; benchrun setns()es crun into
-    # it, so crun pays no extra process or mount per command.
+    # it, so crun pays no extra process or mount per command. crun then treats the tmpfs as
+    # the unified hierarchy: it makes a directory and a plain cgroup.procs file there per
+    # container and never removes them (a page each), hence the size.
     unshare -m --propagation private sh -c \
-        'mount -t tmpfs -o size=1m,mode=755 none /sys/fs/cgroup/unified && exec sleep 1000000' &
+        'mount -t tmpfs -o size=256m,mode=755 none /sys/fs/cgroup/unified && exec sleep 1000000' &
     holder_pid=$!
     for _ in $(seq 100); do
         grep -q ' /sys/fs/cgroup/unified tmpfs ' "/proc/$holder_pid/mounts" 2>/dev/null && break
@@ -231,11 +233,30 @@ for n in "${names[@]}"; do
 done
 has_exec() { local x; for x in "${have_exec[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 
+# Failed attempts are retried (up to 5 times per sample) and counted: the report shows them,
+# so a flaky runtime is visible instead of silently slower or faster.
+declare -A FAILS
+for n in "${names[@]}"; do FAILS[$n]=0; done
+failed_attempt() { # NAME ID WHAT
+    FAILS[$1]=$((FAILS[$1] + 1))
+    [ "${FAILS[$1]}" -le 50 ] || die "$1: more than 50 failed attempts, giving up"
+    note "$1: $3 of $2 failed; retrying"
+    run_rt "$1" delete --force "$2" >/dev/null 2>&1 || true
+}
+
 # A long-running container per runtime for the exec figure.
 for n in "${have_exec[@]}"; do
-    run_rt "$n" create --bundle "$work/sleep" "$tag-sleep-$n" </dev/null >/dev/null 2>"$work/err" ||
-        die "$n: creating the exec target failed: $(cat "$work/err")"
-    run_rt "$n" start "$tag-sleep-$n" || die "$n: starting the exec target failed"
+    for try in 1 2 3 4 5; do
+        id=$tag-sleep-$n-$try
+        if run_rt "$n" create --bundle "$work/sleep" "$id" </dev/null >/dev/null 2>"$work/err" &&
+            run_rt "$n" start "$id" 2>>"$work/err"; then
+            EXEC_ID[$n]=$id
+            break
+        fi
+        cat "$work/err" >&2
+        failed_attempt "$n" "$id" "create+start of the exec target"
+    done
+    [ -n "${EXEC_ID[$n]:-}" ] || die "$n: could not start the exec target"
 done
 
 samples=$work/samples
@@ -252,22 +273,33 @@ for ((r = 0; r < ROUNDS; r++)); do
     k=${#names[@]}
     for ((i = 0; i < k; i++)); do order+=("${names[$(((i + r) % k))]}"); done
     for n in "${order[@]}"; do
-        id=$tag-$n-$r
-        read -r us rss < <(timed "$n" run --bundle "$work/true" "$id-run") || die "$n run failed"
-        add run "$n" "$us"
-        add rss_run "$n" "$rss"
+        for try in 1 2 3 4 5 6; do
+            [ "$try" -lt 6 ] || die "$n run failed 5 times in a row"
+            id=$tag-$n-$r-$try
+            if read -r us rss < <(timed "$n" run --bundle "$work/true" "$id-run"); then
+                add run "$n" "$us"
+                add rss_run "$n" "$rss"
+                break
+            fi
+            failed_attempt "$n" "$id-run" run
+        done
 
-        read -r c_us c_rss < <(timed "$n" create --bundle "$work/true" "$id") || die "$n create failed"
-        read -r s_us _ < <(timed "$n" start "$id") || die "$n start failed"
-        read -r d_us _ < <(timed "$n" delete --force "$id") || die "$n delete failed"
-        add csd "$n" $((c_us + s_us + d_us))
-        add create "$n" "$c_us"
-        add start "$n" "$s_us"
-        add delete "$n" "$d_us"
-        add rss_create "$n" "$c_rss"
+        for try in 1 2 3 4 5 6; do
+            [ "$try" -lt 6 ] || die "$n create+start+delete failed 5 times in a row"
+            id=$tag-$n-$r-$try
+            read -r c_us c_rss < <(timed "$n" create --bundle "$work/true" "$id") || { failed_attempt "$n" "$id" create; continue; }
+            read -r s_us _ < <(timed "$n" start "$id") || { failed_attempt "$n" "$id" start; continue; }
+            read -r d_us _ < <(timed "$n" delete --force "$id") || { failed_attempt "$n" "$id" delete; continue; }
+            add csd "$n" $((c_us + s_us + d_us))
+            add create "$n" "$c_us"
+            add start "$n" "$s_us"
+            add delete "$n" "$d_us"
+            add rss_create "$n" "$c_rss"
+            break
+        done
 
         if has_exec "$n"; then
-            read -r e_us e_rss < <(timed "$n" exec "$tag-sleep-$n" /bin/true) || die "$n exec failed"
+            read -r e_us e_rss < <(timed "$n" exec "${EXEC_ID[$n]}" /bin/true) || die "$n exec failed"
             add exec "$n" "$e_us"
             add rss_exec "$n" "$e_rss"
         fi
@@ -364,6 +396,9 @@ fr=$(median friendly cella)
 printf '%-30s %10s %10s %10s %10s %11s %11s %12s\n' "cella run --rootfs (ms)" "$(fmt "$fr" 1000 1)" - - \
     "$(fmt "$(median floor floor)" 1000 1)" "$(ratio "$fr" "$(median run crun)")" "$(ratio "$fr" "$(median run runc)")" \
     "$(ratio "$fr" "$(median floor floor)")"
+for n in "${names[@]}"; do
+    [ "${FAILS[$n]}" = 0 ] || echo "$n: ${FAILS[$n]} failed attempts (retried; see the bench: lines above)"
+done
 if ! has_exec cella; then
     echo
     echo "exec: cella-runc has no exec command yet (n/a)"
