@@ -43,7 +43,7 @@ static int write_file(const char *path, const char *s) {
 
 /* One trial; returns the attach time in ms, or -1. */
 static double trial(const char *dir, int self) {
-    char procs[512], tasks[512];
+    char procs[600], tasks[600];
     snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
     snprintf(tasks, sizeof tasks, "%s/tasks", dir);
     int res[2], go[2];
