@@ -345,7 +345,7 @@ median() { # METRIC RUNTIME -> median value, or nothing
         awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 fmt() { # VALUE SCALE DECIMALS
-    [ -n "$1" ] && awk -v v="$1" -v s="$2" -v d="$3" 'BEGIN { printf "%.*f", d, v / s }' || printf 'n/a'
+    [ -n "$1" ] && awk -v v="$1" -v s="$2" -v d="$3" 'BEGIN { printf("%." d "f", v / s) }' || printf 'n/a'
 }
 ratio() {
     if [ -n "$1" ] && [ -n "$2" ] && [ "$2" != 0 ]; then
