@@ -124,6 +124,13 @@ pub fn main() -> i32 {
         print!("{}", crate::runc::version_text("cella"));
         return 0;
     }
+    if matches!(cli.cmd, Some(Cmd::Run(_))) {
+        // `run` starts a container: run it from a sealed copy of this binary (CVE-2019-5736).
+        if let Err(e) = cella_core::sealed::ensure_sealed_exe() {
+            eprintln!("cella: {e}");
+            return 125;
+        }
+    }
     let root = StateRoot::new(&cli.root);
     let r = match cli.cmd {
         Some(Cmd::Run(a)) => run(&root, *a),

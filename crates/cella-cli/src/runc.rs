@@ -211,6 +211,17 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    // Commands that start container processes run from a sealed copy of this binary, so no
+    // container process can ever reach the host's file (CVE-2019-5736). The others need not.
+    if matches!(
+        cli.cmd,
+        Some(Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_))
+    ) {
+        if let Err(e) = cella_core::sealed::ensure_sealed_exe() {
+            eprintln!("cella: {e}");
+            return 1;
+        }
+    }
     let mut log = match Log::new(
         cli.log.as_deref(),
         cli.log_format == LogFormat::Json,

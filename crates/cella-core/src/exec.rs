@@ -269,6 +269,7 @@ fn exec_child(
             process.cwd().display()
         )
     })?;
+    init::verify_cwd_inside_root(process.cwd())?;
     let mut pty = None;
     if process.terminal().unwrap_or(false) {
         let root = rustix::fs::open(

@@ -267,6 +267,7 @@ fn setup_and_exec(mut args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
 
     rustix::process::chdir(proc_spec.cwd())
         .ctx(|| format!("process.cwd: chdir to {}", proc_spec.cwd().display()))?;
+    verify_cwd_inside_root(proc_spec.cwd())?;
     let prepared = prepare_process(proc_spec, &procfd)?;
     process::apply_personality(linux)?;
     let seccomp_loaded = drop_privileges(proc_spec, &prepared, args.seccomp, chan)?;
@@ -537,6 +538,25 @@ fn join_session_keyring(id: &str) {
     // SAFETY: KEYCTL_JOIN_SESSION_KEYRING (1) takes a NUL-terminated name. Failure (e.g. keyctl
     // blocked by an engine's seccomp profile) leaves the inherited keyring, as other runtimes do.
     unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+}
+
+/// Refuse to go on when the working directory is not reachable from the container's root: a
+/// cwd like `/proc/self/fd/N` naming a host directory the runtime still holds open
+/// (CVE-2024-21626) makes the kernel's getcwd answer "(unreachable)/...".
+pub(crate) fn verify_cwd_inside_root(cwd: &Path) -> Result<()> {
+    let here = rustix::process::getcwd(Vec::new())
+        .ctx(|| format!("process.cwd: getcwd after chdir to {}", cwd.display()))?;
+    if !here.to_bytes().starts_with(b"/") {
+        return Err(Error::spec(
+            "process.cwd",
+            format!(
+                "{} leads outside the container's root ({}); refusing to start",
+                cwd.display(),
+                here.to_string_lossy()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn open_host_proc() -> Result<OwnedFd> {

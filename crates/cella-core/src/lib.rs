@@ -8,6 +8,7 @@
 //! - [`init`]: the cloned child that builds the container and execs the program;
 //! - [`rootfs`], [`resolve`]: mounts and path resolution inside the rootfs through fds;
 //! - [`process`], [`caps`], [`lsm`], [`console`]: process attributes applied by the init;
+//! - [`sealed`]: the runtime re-executed from a sealed copy of its binary (CVE-2019-5736);
 //! - [`hooks`], [`signal`], [`sync`], [`sys`]: hooks, signal names, the parent/child channel,
 //!   and raw system calls.
 
@@ -24,6 +25,7 @@ pub mod mounts;
 pub mod process;
 pub mod resolve;
 pub mod rootfs;
+pub mod sealed;
 pub mod signal;
 pub mod spec;
 pub mod state;

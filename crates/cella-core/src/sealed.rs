@@ -1,0 +1,150 @@
+//! The runtime binary out of the container's reach (the CVE-2019-5736 class).
+//!
+//! When the runtime (or a process cloned from it: the init, an exec child) execs a container
+//! program whose interpreter is `/proc/self/exe` (a `#!/proc/self/exe` script, or an ELF whose
+//! PT_INTERP is that path), the kernel runs the runtime's own binary inside the container,
+//! dumpable again after execve. A container process can then take an `O_PATH` handle on
+//! `/proc/PID/exe`, wait for that process to exit, and reopen the handle for writing through
+//! `/proc/self/fd/N`: it would rewrite the host's runtime binary, run by root next time.
+//!
+//! [`ensure_sealed_exe`] makes that impossible: the commands that start container processes
+//! (`create`, `run`, `exec`) first re-exec themselves, once, from a memfd copy of the binary
+//! sealed with `F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE`. From then on
+//! `/proc/self/exe` of the runtime and of every process it clones is that memfd: a container
+//! can reach only a private, immutable copy, never the file on the host. The marker that the
+//! re-exec happened is the seals themselves, read back from `/proc/self/exe`.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::error::{Error, Result};
+
+/// The seals the copy carries.
+pub const SEALS: i32 =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// Set (to "1") across the re-exec, so that a kernel where the sealed copy does not show up as
+/// `/proc/self/exe` produces an error instead of an exec loop. Removed right after.
+pub const REEXEC_ENV: &str = "_CELLA_SEALED_REEXEC";
+
+/// Whether this process runs from a sealed memfd copy of its binary.
+pub fn running_sealed() -> bool {
+    let Ok(fd) = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    // SAFETY: F_GET_SEALS on an fd we own; no pointer arguments.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & SEALS == SEALS
+}
+
+/// Re-exec this process from a sealed memfd copy of its binary, with the same arguments,
+/// environment and fds, unless it already runs from one. Returns `Ok(())` in the re-executed
+/// process; on success in the first process it does not return at all. Call it before any
+/// thread is started. There is deliberately no run-time switch to turn it off.
+pub fn ensure_sealed_exe() -> Result<()> {
+    let again = std::env::var_os(REEXEC_ENV).is_some();
+    if running_sealed() {
+        if again {
+            std::env::remove_var(REEXEC_ENV);
+        }
+        return Ok(());
+    }
+    if again {
+        return Err(Error::Init(
+            "re-executed from a sealed copy of the runtime binary, but /proc/self/exe is not \
+             that copy; refusing to continue (is /proc mounted?)"
+                .into(),
+        ));
+    }
+    let copy = sealed_copy()?;
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != REEXEC_ENV)
+        .map(|(k, v)| {
+            let mut kv = OsString::from(k);
+            kv.push("=");
+            kv.push(v);
+            CString::new(kv.as_bytes()).unwrap_or_default()
+        })
+        .collect();
+    envp.push(CString::new(format!("{REEXEC_ENV}=1")).expect("no NUL"));
+    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    av.push(std::ptr::null());
+    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    ev.push(std::ptr::null());
+    // SAFETY: execveat on a memfd we own with AT_EMPTY_PATH; the path is an empty C string and
+    // argv/envp are NULL-terminated arrays of C strings that outlive the call. It returns only
+    // on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            copy.as_raw_fd(),
+            c"".as_ptr(),
+            av.as_ptr(),
+            ev.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(Error::Init(format!(
+        "re-executing the runtime from its sealed copy: execveat: {}",
+        std::io::Error::last_os_error()
+    )))
+}
+
+/// A memfd holding a copy of /proc/self/exe, sealed against every change.
+fn sealed_copy() -> Result<OwnedFd> {
+    let io =
+        |what: &str, e: std::io::Error| Error::Init(format!("sealed runtime copy: {what}: {e}"));
+    let src = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("opening /proc/self/exe", e.into()))?;
+    let size = rustix::fs::fstat(&src)
+        .map_err(|e| io("fstat /proc/self/exe", e.into()))?
+        .st_size as usize;
+    // MFD_EXEC (Linux 6.3+) keeps the copy executable where vm.memfd_noexec would make memfds
+    // non-executable by default; older kernels reject the flag, and there memfds are executable.
+    const MFD_EXEC: u32 = 0x0010;
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    let mut fd = -1;
+    for flags in [base | MFD_EXEC, base] {
+        // SAFETY: memfd_create with a NUL-terminated name and flags; returns a new fd or -1.
+        fd = unsafe { libc::memfd_create(c"cella-runtime".as_ptr(), flags) };
+        if fd >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            break;
+        }
+    }
+    if fd < 0 {
+        return Err(io("memfd_create", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    let mem = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut left = size;
+    while left > 0 {
+        let n = rustix::fs::sendfile(&mem, &src, None, left)
+            .map_err(|e| io("copying the binary into the memfd", e.into()))?;
+        if n == 0 {
+            return Err(Error::Init(format!(
+                "sealed runtime copy: /proc/self/exe ended after {} of {size} bytes",
+                size - left
+            )));
+        }
+        left -= n;
+    }
+    // SAFETY: F_ADD_SEALS on the memfd we own, with an integer argument.
+    if unsafe { libc::fcntl(mem.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
+        return Err(io("sealing the memfd", std::io::Error::last_os_error()));
+    }
+    Ok(mem)
+}
