@@ -99,6 +99,16 @@ struct RunArgs {
     /// Container name (default: a random one).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Add a capability (e.g. NET_ADMIN or CAP_NET_ADMIN; ALL for every one); repeatable.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability (e.g. NET_RAW; ALL for every one); repeatable. Drops apply first.
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Security options: seccomp=FILE (a linux.seccomp JSON profile), seccomp=unconfined,
+    /// no-new-privileges[=true|false]; repeatable.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    security_opt: Vec<String>,
     /// Network: "private" (default: own namespace with only loopback) or "host".
     #[arg(long, value_name = "MODE", default_value = "private")]
     network: String,
@@ -287,7 +297,8 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(kv);
     }
-    let caps = json!(specgen::ENGINE_DEFAULT_CAPS);
+    let caps = json!(capabilities(&a.cap_add, &a.cap_drop)?);
+    let security = SecurityOpts::parse(&a.security_opt)?;
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(m) = memory {
         resources["memory"] = json!({"limit": m});
@@ -311,7 +322,11 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     if network_private {
         namespaces.push(json!({"type": "network"}));
     }
-    let seccomp = serde_json::to_value(cella_seccomp::default_profile())?;
+    let seccomp = match &security.seccomp {
+        SeccompChoice::Default => serde_json::to_value(cella_seccomp::default_profile())?,
+        SeccompChoice::Unconfined => Value::Null,
+        SeccompChoice::Profile(p) => p.clone(),
+    };
     let hostname = a
         .hostname
         .clone()
@@ -325,7 +340,7 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
             "env": env,
             "cwd": a.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": true
+            "noNewPrivileges": security.no_new_privileges
         },
         "root": {"path": rootfs.path, "readonly": a.read_only},
         "hostname": hostname,
@@ -338,6 +353,13 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
             "seccomp": seccomp
         }
     });
+    let mut spec = spec;
+    if spec["linux"]["seccomp"].is_null() {
+        spec["linux"]
+            .as_object_mut()
+            .expect("object")
+            .remove("seccomp");
+    }
     let spec: oci_spec::runtime::Spec =
         serde_json::from_value(spec).context("building the container spec")?;
     let config = cella_core::spec::validate(spec, scratch.clone())?;
@@ -413,6 +435,107 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The capability set for `--cap-add`/`--cap-drop`: the engines' default set, minus the
+/// drops, plus the adds (docker's order). Names are case-insensitive, with or without
+/// `CAP_`; `ALL` means every capability this kernel knows. Unknown names are an error.
+fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    fn canon(flag: &str, name: &str) -> Result<Option<caps::Capability>> {
+        let up = name.trim().to_ascii_uppercase();
+        if up == "ALL" {
+            return Ok(None);
+        }
+        let full = if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
+        full.parse::<caps::Capability>().map(Some).map_err(|_| {
+            anyhow!("{flag} {name:?}: unknown capability (e.g. NET_ADMIN, SYS_PTRACE, or ALL)")
+        })
+    }
+    let mut set: caps::CapsHashSet = specgen::ENGINE_DEFAULT_CAPS
+        .iter()
+        .map(|c| c.parse().expect("the default set names known capabilities"))
+        .collect();
+    for d in drop {
+        match canon("--cap-drop", d)? {
+            None => set.clear(),
+            Some(c) => {
+                set.remove(&c);
+            }
+        }
+    }
+    for a in add {
+        match canon("--cap-add", a)? {
+            None => set
+                .extend(caps::runtime::procfs_all_supported(None).unwrap_or_else(|_| caps::all())),
+            Some(c) => {
+                set.insert(c);
+            }
+        }
+    }
+    let mut names: Vec<String> = set.into_iter().map(|c| c.to_string()).collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The seccomp choice of `--security-opt`.
+#[derive(Debug, Clone, PartialEq)]
+enum SeccompChoice {
+    Default,
+    Unconfined,
+    /// A `linux.seccomp` object read from a file (validated).
+    Profile(Value),
+}
+
+/// What `--security-opt` asked for.
+#[derive(Debug, Clone, PartialEq)]
+struct SecurityOpts {
+    seccomp: SeccompChoice,
+    no_new_privileges: bool,
+}
+
+impl SecurityOpts {
+    fn parse(opts: &[String]) -> Result<SecurityOpts> {
+        let mut out = SecurityOpts {
+            seccomp: SeccompChoice::Default,
+            no_new_privileges: true,
+        };
+        for o in opts {
+            // docker accepts both KEY=VALUE and the older KEY:VALUE.
+            let (key, value) = match o.split_once(['=', ':']) {
+                Some((k, v)) => (k, Some(v)),
+                None => (o.as_str(), None),
+            };
+            match (key, value) {
+                ("seccomp", Some("unconfined")) => out.seccomp = SeccompChoice::Unconfined,
+                ("seccomp", Some(file)) if !file.is_empty() => {
+                    let text = std::fs::read(file)
+                        .with_context(|| format!("--security-opt {o:?}: reading {file}"))?;
+                    let profile = cella_seccomp::parse_profile(&text)
+                        .map_err(|e| anyhow!("--security-opt {o:?}: {file}: {e}"))?;
+                    cella_seccomp::Filter::from_spec(&profile)
+                        .map_err(|e| anyhow!("--security-opt {o:?}: {file}: {e}"))?;
+                    out.seccomp = SeccompChoice::Profile(serde_json::to_value(profile)?);
+                }
+                ("seccomp", _) => {
+                    bail!("--security-opt {o:?}: use seccomp=FILE or seccomp=unconfined")
+                }
+                ("no-new-privileges", None | Some("true")) => out.no_new_privileges = true,
+                ("no-new-privileges", Some("false")) => out.no_new_privileges = false,
+                ("no-new-privileges", Some(v)) => {
+                    bail!("--security-opt {o:?}: no-new-privileges takes true or false, not {v:?}")
+                }
+                _ => bail!(
+                    "--security-opt {o:?}: unknown option; cella knows seccomp=FILE, \
+                     seccomp=unconfined and no-new-privileges[=true|false]"
+                ),
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn volume_mount(v: &str) -> Result<Value> {
@@ -513,6 +636,81 @@ mod tests {
             .to_string()
             .contains("--memory \"lots\""));
         assert!(parse_bytes("0", "--memory").is_err());
+    }
+
+    #[test]
+    fn cap_add_and_drop() {
+        let c = capabilities(
+            &["net_admin".into(), "CAP_SYS_PTRACE".into()],
+            &["NET_RAW".into()],
+        )
+        .unwrap();
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(c.contains(&"CAP_SYS_PTRACE".to_string()));
+        assert!(!c.contains(&"CAP_NET_RAW".to_string()));
+        assert!(c.contains(&"CAP_CHOWN".to_string()));
+        let c = capabilities(&["kill".into()], &["ALL".into()]).unwrap();
+        assert_eq!(c, ["CAP_KILL"]);
+        let c = capabilities(&["all".into()], &[]).unwrap();
+        assert!(c.contains(&"CAP_SYS_ADMIN".to_string()) && c.len() > 30);
+        let e = capabilities(&["CAP_BOGUS".into()], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cap-add") && e.contains("CAP_BOGUS"), "{e}");
+        let e = capabilities(&[], &["frobnicate".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cap-drop") && e.contains("frobnicate"), "{e}");
+    }
+
+    #[test]
+    fn security_opts() {
+        let d = SecurityOpts::parse(&[]).unwrap();
+        assert_eq!(d.seccomp, SeccompChoice::Default);
+        assert!(d.no_new_privileges);
+        let o = SecurityOpts::parse(&[
+            "seccomp=unconfined".into(),
+            "no-new-privileges=false".into(),
+        ])
+        .unwrap();
+        assert_eq!(o.seccomp, SeccompChoice::Unconfined);
+        assert!(!o.no_new_privileges);
+        assert!(
+            SecurityOpts::parse(&["no-new-privileges".into()])
+                .unwrap()
+                .no_new_privileges
+        );
+        assert!(
+            SecurityOpts::parse(&["no-new-privileges:true".into()])
+                .unwrap()
+                .no_new_privileges
+        );
+        for bad in [
+            "seccomp",
+            "seccomp=",
+            "no-new-privileges=maybe",
+            "apparmor=x",
+            "label=y",
+        ] {
+            let e = SecurityOpts::parse(&[bad.into()]).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.json");
+        std::fs::write(
+            &f,
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        let o = SecurityOpts::parse(&[format!("seccomp={}", f.display())]).unwrap();
+        assert!(
+            matches!(o.seccomp, SeccompChoice::Profile(ref v) if v["syscalls"][0]["names"][0] == "mkdir")
+        );
+        std::fs::write(&f, r#"{"defaultAction":"SCMP_ACT_FOO"}"#).unwrap();
+        let e = SecurityOpts::parse(&[format!("seccomp={}", f.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SCMP_ACT_FOO"), "{e}");
     }
 
     #[test]
