@@ -30,7 +30,8 @@ pub const SEALS: i32 =
 /// `/proc/self/exe` produces an error instead of an exec loop. Removed right after.
 pub const REEXEC_ENV: &str = "_CELLA_SEALED_REEXEC";
 
-/// Whether this process runs from a sealed memfd copy of its binary.
+/// Whether this process runs from a view of its binary that cannot be written: a sealed
+/// memfd, or a file on a read-only overlayfs.
 pub fn running_sealed() -> bool {
     let Ok(fd) = rustix::fs::open(
         "/proc/self/exe",
@@ -41,7 +42,12 @@ pub fn running_sealed() -> bool {
     };
     // SAFETY: F_GET_SEALS on an fd we own; no pointer arguments.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & SEALS == SEALS
+    if seals >= 0 && seals & SEALS == SEALS {
+        return true;
+    }
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    matches!(rustix::fs::fstatfs(&fd), Ok(st) if st.f_type as i64 == OVERLAYFS_SUPER_MAGIC)
+        && matches!(rustix::fs::fstatvfs(&fd), Ok(v) if v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Re-exec this process from a sealed memfd copy of its binary, with the same arguments,
@@ -63,7 +69,10 @@ pub fn ensure_sealed_exe() -> Result<()> {
                 .into(),
         ));
     }
-    let copy = sealed_copy()?;
+    let copy = match readonly_overlay_view() {
+        Ok(fd) => fd,
+        Err(_) => sealed_copy()?,
+    };
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
         .collect();
@@ -98,6 +107,65 @@ pub fn ensure_sealed_exe() -> Result<()> {
         "re-executing the runtime from its sealed copy: execveat: {}",
         std::io::Error::last_os_error()
     )))
+}
+
+/// The running binary opened through a detached read-only overlayfs (see the module
+/// documentation). Fails on kernels without `lowerdir+` (before 6.8) or when the binary's
+/// directory cannot be an overlay layer; the caller then makes a sealed copy.
+fn readonly_overlay_view() -> Result<OwnedFd> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let fail = |what: &str, e: rustix::io::Errno| {
+        Error::Init(format!("read-only overlay view: {what}: {e}"))
+    };
+    let exe =
+        rustix::fs::readlink("/proc/self/exe", Vec::new()).map_err(|e| fail("readlink", e))?;
+    let exe = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(exe.as_bytes()));
+    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
+        return Err(Error::Init(format!(
+            "read-only overlay view: odd path {}",
+            exe.display()
+        )));
+    };
+    let tmp = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("tmpfs", e))?;
+    fsconfig_create(&tmp).map_err(|e| fail("tmpfs", e))?;
+    let empty = fsmount(
+        &tmp,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )
+    .map_err(|e| fail("tmpfs", e))?;
+    let ov = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("overlay", e))?;
+    fsconfig_set_string(&ov, "lowerdir+", dir).map_err(|e| fail("lowerdir+", e))?;
+    fsconfig_set_string(
+        &ov,
+        "lowerdir+",
+        format!("/proc/self/fd/{}", empty.as_raw_fd()),
+    )
+    .map_err(|e| fail("lowerdir+", e))?;
+    fsconfig_create(&ov).map_err(|e| fail("overlay", e))?;
+    let mnt = fsmount(
+        &ov,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOSUID,
+    )
+    .map_err(|e| fail("overlay", e))?;
+    let file = rustix::fs::openat(&mnt, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| fail("opening the binary", e))?;
+    // The same program as the one running (the path could have been replaced meanwhile).
+    let now = rustix::fs::fstat(&file).map_err(|e| fail("fstat", e))?;
+    let running = rustix::fs::stat("/proc/self/exe").map_err(|e| fail("stat", e))?;
+    if now.st_size != running.st_size || now.st_mtime != running.st_mtime {
+        return Err(Error::Init(format!(
+            "read-only overlay view: {} changed",
+            exe.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// A memfd holding a copy of /proc/self/exe, sealed against every change.
@@ -147,4 +215,48 @@ fn sealed_copy() -> Result<OwnedFd> {
         return Err(io("sealing the memfd", std::io::Error::last_os_error()));
     }
     Ok(mem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reopening `fd` for writing through /proc/self/fd, as an attacker holding an O_PATH
+    /// handle on /proc/PID/exe would.
+    fn reopen_for_write(fd: &OwnedFd) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    }
+
+    #[test]
+    fn sealed_copy_cannot_be_changed() {
+        let copy = sealed_copy().unwrap();
+        // SAFETY: F_GET_SEALS on an fd we own.
+        let seals = unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_GET_SEALS) };
+        assert_eq!(seals & SEALS, SEALS);
+        let size = rustix::fs::fstat(&copy).unwrap().st_size;
+        assert_eq!(
+            size,
+            std::fs::metadata("/proc/self/exe").unwrap().len() as i64
+        );
+        if let Ok(mut f) = reopen_for_write(&copy) {
+            use std::io::Write;
+            assert!(f.write_all(b"x").is_err(), "wrote into the sealed copy");
+            assert!(f.set_len(0).is_err(), "truncated the sealed copy");
+        }
+        assert_eq!(rustix::fs::fstat(&copy).unwrap().st_size, size);
+    }
+
+    #[test]
+    fn overlay_view_is_read_only() {
+        // Needs root (fsmount); and the overlay may be unavailable (then the copy is used).
+        let Ok(view) = readonly_overlay_view() else {
+            return;
+        };
+        let e = reopen_for_write(&view).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+        let st = rustix::fs::fstatvfs(&view).unwrap();
+        assert!(st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    }
 }
