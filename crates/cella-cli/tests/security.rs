@@ -839,7 +839,7 @@ fn bad_ids_are_refused_and_touch_nothing() {
     let b = env.bundle();
     b.write_config();
     let long = "a".repeat(1025);
-    let destructive = ["..", "../canary-ids", "a/../..", ".", "../escape"];
+    let destructive = ["..", "../canary-ids", ".", "../escape"];
     for id in destructive {
         for args in [
             vec!["delete", "--force", id],
