@@ -452,15 +452,16 @@ fn cwd_through_proc_self_fd_never_reaches_the_host() {
 // CVE-2025-31133 class: masking with a /dev/null the image controls.
 // ---------------------------------------------------------------------------------------
 
-/// The image's /dev/null is a symlink to a host canary file, or a regular file with content;
-/// no tmpfs on /dev, so the image's /dev is used. Masked paths must still be the real
-/// character device 1:3 (empty), and the canary untouched.
+/// The image's /dev/null is swapped, after the runtime made its devices and before it masks
+/// paths (the race of CVE-2025-31133, played here deterministically by a createRuntime hook),
+/// for a symlink to a host canary file or for a regular file with content; no tmpfs on /dev,
+/// so the image's /dev is the one used. Masked paths must still be the real character device
+/// 1:3 (empty), and the canary untouched.
 ///
 /// Defense: `rootfs::open_dev_null` takes the host's /dev/null before any container mount
-/// and verifies it is 1:3; masking binds that fd. Switch it off by opening
-/// `rootfd`-relative `dev/null` with plain `openat` (following symlinks) in
-/// `rootfs::mask_paths` instead of using the verified fd: the masked file shows the fake
-/// content, or the bind lands on the canary.
+/// and verifies it is 1:3; masking binds that fd. Switch it off by binding
+/// `openat(rootfd, "dev/null")` (the image's, following symlinks) in `rootfs::mask_paths`
+/// instead of the verified fd: the masked files show the canary's or the fake content.
 #[test]
 fn masking_never_uses_the_images_dev_null() {
     let Some(env) = Env::new() else { return };
@@ -469,34 +470,35 @@ fn masking_never_uses_the_images_dev_null() {
     for variant in ["symlink", "file"] {
         let mut b = env.bundle();
         remove_dev_mounts(&mut b);
-        let dev = b.rootfs().join("dev");
-        let _ = fs::remove_file(dev.join("null"));
-        match variant {
-            "symlink" => symlink(&canary, dev.join("null")).unwrap(),
-            _ => fs::write(dev.join("null"), "FAKE-NULL").unwrap(),
-        }
+        let null = b.rootfs().join("dev/null");
+        let swap = match variant {
+            "symlink" => format!("rm -f {0}; ln -s {1} {0}", null.display(), canary.display()),
+            _ => format!("rm -f {0}; echo FAKE-NULL > {0}", null.display()),
+        };
+        b.config_mut()["hooks"] = json!({"createRuntime": [{
+            "path": "/bin/sh", "args": ["sh", "-c", swap]
+        }]});
         fs::write(b.rootfs().join("etc/secret"), "SECRET").unwrap();
         b.config_mut()["linux"]["maskedPaths"]
             .as_array_mut()
             .unwrap()
             .push(json!("/etc/secret"));
-        b.sh("cat /etc/secret /proc/kcore; stat -c 'type=%F dev=%t:%T' /etc/secret /proc/kcore");
+        b.sh("cat /etc/secret /proc/keys; stat -c 'type=%F dev=%t:%T' /etc/secret /proc/keys");
         let out = env.run(&b);
         eprintln!("{out}");
         assert_eq!(fs::read_to_string(&canary).unwrap(), "canary");
         assert!(mounts_under(canary.parent().unwrap()).is_empty());
-        assert!(!out.stdout.contains("SECRET"), "{out}");
-        assert!(!out.stdout.contains("FAKE-NULL"), "{out}");
-        assert!(!out.stdout.contains("canary"), "{out}");
-        if out.success() {
-            assert_eq!(
-                out.stdout
-                    .matches("type=character special file dev=1:3")
-                    .count(),
-                2,
-                "{out}"
-            );
+        for bad in ["SECRET", "FAKE-NULL", "canary"] {
+            assert!(!out.stdout.contains(bad), "{variant}: {bad} shown:\n{out}");
         }
+        out.ok();
+        assert_eq!(
+            out.stdout
+                .matches("type=character special file dev=1:3")
+                .count(),
+            2,
+            "{out}"
+        );
         env.assert_no_leaks(&b);
     }
 }
@@ -683,8 +685,8 @@ fn seccomp_errno_kill_and_argument_filters() {
 /// container's mkdir with EXDEV, which the container sees.
 ///
 /// Defense/feature: cella-seccomp's notify hand-off (`send_listener`). Switch it off by not
-/// sending the fd (drop the `SeccompFd` message in `init::drop_privileges`): the agent never
-/// gets a notification and the test times out waiting for it.
+/// sending the fd (skip the `SeccompFd` message in `init::drop_privileges`): the agent is
+/// never contacted and the test fails after 20 s.
 #[test]
 fn seccomp_notify_round_trip_with_an_agent() {
     use std::io::{IoSliceMut, Read};
@@ -695,8 +697,22 @@ fn seccomp_notify_round_trip_with_an_agent() {
     let Some(env) = Env::new() else { return };
     let sock = env.tmp.join("agent.sock");
     let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
     let agent = std::thread::spawn(move || -> Result<(String, i32, u64), String> {
-        let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return Err("the runtime never connected to the agent".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        stream.set_nonblocking(false).map_err(|e| e.to_string())?;
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
         let mut buf = vec![0u8; 65536];
