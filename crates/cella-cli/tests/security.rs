@@ -333,7 +333,8 @@ fn dev_symlink_in_image_cannot_reach_the_host() {
 /// and a relative one climbing out with `..` (CVE-2021-30465 class).
 ///
 /// Defense: `rootfs::mount` attaches to an fd from `resolve::mkdir_all_open` (RESOLVE_IN_ROOT).
-/// Switch off as for the /dev test: the tmpfs and the bind land on the canaries.
+/// Switch off as for the /dev test: the tmpfs and the bind land on the canaries in the init's
+/// mount namespace (seen by a createRuntime hook in the init's mountinfo).
 #[test]
 fn mount_destination_symlinks_stay_in_the_rootfs() {
     let Some(env) = Env::new() else { return };
@@ -361,11 +362,27 @@ fn mount_destination_symlinks_stay_in_the_rootfs() {
     b.add_mount(json!({"destination": "/mnt/rel", "type": "bind",
                        "source": source.to_str().unwrap(), "options": ["rbind"]}));
     b.add_mount(json!({"destination": "/mnt/abs/sub", "type": "tmpfs", "source": "tmpfs"}));
+    // The init's mount namespace is private, so a mount on a host path there never shows on
+    // the host; but before pivot_root it would shadow host paths for the runtime's own later
+    // steps (hooks run from host paths). A createRuntime hook looks at the init's mounts.
+    let seen = env.tmp.join("init-mounts");
+    b.config_mut()["hooks"] = json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); \
+             grep -F canary- /proc/$pid/mountinfo > {0}; echo pid=$pid >> {0}",
+            seen.display())]
+    }]});
     b.sh("touch /mnt/abs/written /mnt/rel/written; ls /mnt/abs /mnt/rel");
     let out = env.run(&b);
     eprintln!("{out}");
     assert_canary_dir(&canary_abs);
     assert_canary_dir(&canary_rel);
+    let seen = fs::read_to_string(&seen).unwrap_or_default();
+    assert!(
+        !seen.contains("canary-"),
+        "the init mounted onto host paths: {seen}"
+    );
     if out.success() {
         assert!(out.stdout.contains("from-bind"), "{out}");
     }
