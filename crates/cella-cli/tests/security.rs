@@ -540,10 +540,7 @@ fn rt_with_fds(env: &Env, args: &[&str]) -> Out {
     let files: Vec<fs::File> = (3..=7)
         .map(|n| fs::File::create(dir.join(format!("fd{n}"))).unwrap())
         .collect();
-    let raw: Vec<i32> = files
-        .iter()
-        .map(|f| std::os::fd::AsRawFd::as_raw_fd(f))
-        .collect();
+    let raw: Vec<i32> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     let mut cmd = Command::new(runtime());
     cmd.arg("--root").arg(&env.root).args(args);
     // SAFETY: only dup2 (async-signal-safe) in the child between fork and exec.

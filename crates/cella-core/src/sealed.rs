@@ -14,7 +14,7 @@
 //! can reach only a private, immutable copy, never the file on the host. The marker that the
 //! re-exec happened is the seals themselves, read back from `/proc/self/exe`.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -45,8 +45,7 @@ pub fn running_sealed() -> bool {
     if seals >= 0 && seals & SEALS == SEALS {
         return true;
     }
-    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
-    matches!(rustix::fs::fstatfs(&fd), Ok(st) if st.f_type as i64 == OVERLAYFS_SUPER_MAGIC)
+    matches!(rustix::fs::fstatfs(&fd), Ok(st) if st.f_type == libc::OVERLAYFS_SUPER_MAGIC)
         && matches!(rustix::fs::fstatvfs(&fd), Ok(v) if v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
@@ -79,7 +78,7 @@ pub fn ensure_sealed_exe() -> Result<()> {
     let mut envp: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| k != REEXEC_ENV)
         .map(|(k, v)| {
-            let mut kv = OsString::from(k);
+            let mut kv = k;
             kv.push("=");
             kv.push(v);
             CString::new(kv.as_bytes()).unwrap_or_default()
