@@ -932,6 +932,14 @@ pub fn effective_resources(
     if rules.is_empty() {
         return Some(r);
     }
+    // As runc: mknod of any node is allowed (opening it is still filtered by the rules).
+    for t in [LinuxDeviceType::C, LinuxDeviceType::B] {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(t));
+        d.set_access(Some("m".to_string()));
+        rules.push(d);
+    }
     let mut allow = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| {
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
@@ -941,12 +949,14 @@ pub fn effective_resources(
         d.set_access(Some("rwm".to_string()));
         rules.push(d);
     };
+    // As runc: the default devices, the pty devices and /dev/net/tun. Not the host's
+    // console (5:1): /dev/console in a container is a bind of its pty.
     for (_, maj, min) in crate::rootfs::default_devices() {
         allow(LinuxDeviceType::C, Some(maj as i64), Some(min as i64));
     }
-    allow(LinuxDeviceType::C, Some(5), Some(1)); // /dev/console
     allow(LinuxDeviceType::C, Some(5), Some(2)); // /dev/ptmx
     allow(LinuxDeviceType::C, Some(136), None); // /dev/pts/*
+    allow(LinuxDeviceType::C, Some(10), Some(200)); // /dev/net/tun
     for d in linux.devices().iter().flatten() {
         let t = if d.typ() == LinuxDeviceType::U {
             LinuxDeviceType::C
