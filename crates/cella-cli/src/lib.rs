@@ -1,6 +1,7 @@
 //! cella's two front doors: the friendly `cella` command and the runc-compatible
 //! `cella-runc`. Both are thin layers over cella-core.
 
+pub mod criu_cmd;
 pub mod features;
 pub mod foreground;
 pub mod friendly;

@@ -143,6 +143,10 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(crate::criu_cmd::CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(crate::criu_cmd::RestoreArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -361,6 +365,8 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             container::resume(&root, &id)?;
             Ok(0)
         }
+        Cmd::Checkpoint(a) => crate::criu_cmd::checkpoint(&root, a),
+        Cmd::Restore(a) => crate::criu_cmd::restore(&root, a),
     }
 }
 

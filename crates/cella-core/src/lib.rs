@@ -5,6 +5,7 @@
 //! - [`spec`]: load and validate config.json; [`mounts`]: parse mount entries;
 //! - [`state`]: the per-container state directory; [`id`]: container id rules;
 //! - [`container`]: create/start/state/kill/delete in the runtime process;
+//! - [`checkpoint`]: what `checkpoint`/`restore` need besides CRIU (external mounts, restore state);
 //! - [`init`]: the cloned child that builds the container and execs the program;
 //! - [`rootfs`], [`resolve`]: mounts and path resolution inside the rootfs through fds;
 //! - [`process`], [`caps`], [`lsm`], [`console`]: process attributes applied by the init;
@@ -12,6 +13,7 @@
 //!   and raw system calls.
 
 pub mod caps;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod error;
