@@ -496,7 +496,7 @@ docker_steps() {
 
 # ------------------------------------------------------------------ containerd + ctr
 # `ctr run --runc-binary` is the io.containerd.runc.v2 shim with BinaryName set: the path a
-# Kubernetes RuntimeClass takes. The helpers also run in `sh -c` strings, hence the exports.
+# Kubernetes RuntimeClass takes. The helpers also run in `bash -c` strings, hence the exports.
 task_field() { ctr --address "$CTR_ADDR" -n cella-engines task ls 2>/dev/null | awk -v id="$1" -v f="$2" '$1 == id {print $f}'; }
 task_limit() {
     local pid cg
@@ -573,7 +573,7 @@ containerd_steps() {
     step "containerd: task rm, container rm" ok sh -c "${C[*]} task rm k3 && ${C[*]} container rm k3"
     step "containerd: run -d (ignores TERM)" ok "${C[@]}" run -d "${R[@]}" $I k4 sh -c "$IGNORES_TERM"
     step "containerd: stop with a timeout: TERM ignored for 2s, then KILL" \
-        'ok && [ "$out" = "RUNNING STOPPED" ]' sh -c "${C[*]} task kill k4 && sleep 2 && s1=\$(task_field k4 3) &&
+        'ok && [ "$out" = "RUNNING STOPPED" ]' bash -c "${C[*]} task kill k4 && sleep 2 && s1=\$(task_field k4 3) &&
         ${C[*]} task kill -s SIGKILL k4 && for i in \$(seq 40); do [ \"\$(task_field k4 3)\" = STOPPED ] && break; sleep 0.25; done;
         echo \$s1 \$(task_field k4 3)"
     step "containerd: task rm, container rm" ok sh -c "${C[*]} task rm k4 && ${C[*]} container rm k4"

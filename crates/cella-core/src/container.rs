@@ -678,17 +678,26 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     }
     let config = dir.read_config()?;
     let fifo = dir.fifo_path();
+    // The pidfd first: until we open the fifo's read end the init is blocked opening its
+    // write end, so it is alive now; once it is open, a short program may run, exit and be
+    // reaped by the engine's subreaper before a later pidfd_open (ESRCH).
+    let pidfd = match rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
+        rustix::process::PidfdFlags::empty(),
+    ) {
+        Err(rustix::io::Errno::SRCH) => {
+            return Err(Error::Init(format!(
+                "container {id:?} init exited before it could be started"
+            )))
+        }
+        r => r.ctx(|| format!("pidfd_open({})", rec.pid))?,
+    };
     let rd = rustix::fs::open(
         &fifo,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .ctx(|| format!("opening {}", fifo.display()))?;
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     // Wait for the init's "0" (it opens the fifo for writing as soon as we hold the read end),
     // then for EOF, which comes when exec closes its O_CLOEXEC write end.
     let mut got = Vec::new();
