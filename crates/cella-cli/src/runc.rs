@@ -434,9 +434,13 @@ fn create(root: &StateRoot, a: CreateArgs, mode: Mode_) -> Result<container::Cre
 /// signals, and exit with its status; then the container is deleted unless --keep.
 fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32> {
     let sigfd = crate::foreground::SignalFd::new()?;
-    let terminal = cella_core::spec::load_bundle(&a.bundle)
-        .ok()
-        .and_then(|c| c.spec.process().as_ref().and_then(|p| p.terminal()))
+    cella_core::id::validate(&a.id)?;
+    let config = cella_core::spec::load_bundle(&a.bundle)?;
+    let terminal = config
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false);
     let mut own_console = None;
     if terminal && a.console_socket.is_none() {
@@ -455,7 +459,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         _ => None,
     };
     a.console_socket = None;
-    let mut c = container::create(
+    let mut c = container::create_from_config(
         root,
         CreateOptions {
             id: a.id,
@@ -467,6 +471,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
             no_new_keyring: a.no_new_keyring,
             mode: Mode_::Foreground,
         },
+        config,
     )?;
     let pty = match own_console {
         Some((ours, theirs)) => {
