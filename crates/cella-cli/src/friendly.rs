@@ -420,8 +420,18 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
 fn stats_line(u: &cella_core::resources::StatsData, oom: u64) -> String {
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
     let secs = |ns: u64| format!("{:.2} s", ns as f64 / 1e9);
-    let peak = u.memory.usage.max.map(mib).unwrap_or_else(|| "unknown (no memory.peak on this kernel)".into());
-    let mut cpu = u.cpu.usage.total.map(secs).unwrap_or_else(|| "unknown".into());
+    let peak = u
+        .memory
+        .usage
+        .max
+        .map(mib)
+        .unwrap_or_else(|| "unknown (no memory.peak on this kernel)".into());
+    let mut cpu = u
+        .cpu
+        .usage
+        .total
+        .map(secs)
+        .unwrap_or_else(|| "unknown".into());
     if let (Some(us), Some(sy)) = (u.cpu.usage.user, u.cpu.usage.kernel) {
         cpu.push_str(&format!(" (user {}, system {})", secs(us), secs(sy)));
     }
@@ -537,7 +547,10 @@ mod tests {
         u.cpu.usage.kernel = Some(250_000_000);
         assert_eq!(stats_line(&u, 2), "cella: stats: peak memory 1.5 MiB, CPU time 1.25 s (user 1.00 s, system 0.25 s), OOM kills 2");
         let e = stats_line(&cella_core::resources::StatsData::default(), 0);
-        assert!(e.contains("peak memory unknown") && e.contains("CPU time unknown"), "{e}");
+        assert!(
+            e.contains("peak memory unknown") && e.contains("CPU time unknown"),
+            "{e}"
+        );
     }
 
     #[test]

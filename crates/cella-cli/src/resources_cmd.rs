@@ -55,7 +55,9 @@ pub struct UpdateArgs {
 /// Build the `linux.resources` of an update from the file's JSON (if any) and the flags.
 pub fn update_resources(file_json: Option<&str>, a: &UpdateArgs) -> Result<LinuxResources> {
     let mut v: Value = match file_json {
-        Some(text) => serde_json::from_str(text).context("--resources: not a JSON linux.resources object")?,
+        Some(text) => {
+            serde_json::from_str(text).context("--resources: not a JSON linux.resources object")?
+        }
         None => json!({}),
     };
     if !v.is_object() {
@@ -75,7 +77,11 @@ pub fn update_resources(file_json: Option<&str>, a: &UpdateArgs) -> Result<Linux
         set("memory", "swap", json!(bytes(m, "--memory-swap")?));
     }
     if let Some(m) = &a.memory_reservation {
-        set("memory", "reservation", json!(bytes(m, "--memory-reservation")?));
+        set(
+            "memory",
+            "reservation",
+            json!(bytes(m, "--memory-reservation")?),
+        );
     }
     if let Some(s) = a.cpu_shares {
         set("cpu", "shares", json!(s));
@@ -99,7 +105,10 @@ pub fn update_resources(file_json: Option<&str>, a: &UpdateArgs) -> Result<Linux
         set("blockIO", "weight", json!(w));
     }
     if v.as_object().is_some_and(|o| o.is_empty()) {
-        bail!("update {}: nothing to change; give --resources FILE or a flag such as --memory", a.id);
+        bail!(
+            "update {}: nothing to change; give --resources FILE or a flag such as --memory",
+            a.id
+        );
     }
     serde_json::from_value(v).context("the resources to update")
 }
@@ -108,8 +117,12 @@ pub fn update_resources(file_json: Option<&str>, a: &UpdateArgs) -> Result<Linux
 pub fn update(root: &StateRoot, a: &UpdateArgs) -> Result<i32> {
     let text = match &a.resources {
         None => None,
-        Some(p) if p.as_os_str() == "-" => Some(std::io::read_to_string(std::io::stdin()).context("--resources -: reading stdin")?),
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("--resources {}", p.display()))?),
+        Some(p) if p.as_os_str() == "-" => Some(
+            std::io::read_to_string(std::io::stdin()).context("--resources -: reading stdin")?,
+        ),
+        Some(p) => Some(
+            std::fs::read_to_string(p).with_context(|| format!("--resources {}", p.display()))?,
+        ),
     };
     let r = update_resources(text.as_deref(), a)?;
     resources::update(root, &a.id, &r)?;
@@ -118,20 +131,26 @@ pub fn update(root: &StateRoot, a: &UpdateArgs) -> Result<i32> {
 
 /// A Go-style duration as runc takes it: "5s", "100ms", "1m30s", "1.5s", "250us".
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let err = || anyhow!("--interval {s:?}: not a duration; use a number with a unit, like 5s, 500ms or 1m");
+    let err = || {
+        anyhow!("--interval {s:?}: not a duration; use a number with a unit, like 5s, 500ms or 1m")
+    };
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err(err());
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         if n == 0 {
             return Err(err());
         }
         let num: f64 = rest[..n].parse().map_err(|_| err())?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -213,7 +232,11 @@ mod tests {
     fn flags_override_the_file() {
         let mut a = args("c1");
         a.pids_limit = Some(20);
-        let r = update_resources(Some(r#"{"pids": {"limit": 5}, "memory": {"limit": 1048576}}"#), &a).unwrap();
+        let r = update_resources(
+            Some(r#"{"pids": {"limit": 5}, "memory": {"limit": 1048576}}"#),
+            &a,
+        )
+        .unwrap();
         assert_eq!(r.pids().as_ref().unwrap().limit(), 20);
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(1 << 20));
         assert!(r.cpu().is_none());
@@ -223,14 +246,21 @@ mod tests {
     fn bad_updates_are_refused() {
         let e = update_resources(None, &args("c1")).unwrap_err().to_string();
         assert!(e.contains("nothing to change"), "{e}");
-        let e = update_resources(Some("[1]"), &args("c1")).unwrap_err().to_string();
+        let e = update_resources(Some("[1]"), &args("c1"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("JSON object"), "{e}");
-        let e = update_resources(Some("{"), &args("c1")).unwrap_err().to_string();
+        let e = update_resources(Some("{"), &args("c1"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--resources"), "{e}");
         let mut a = args("c1");
         a.memory = Some("lots".into());
         assert!(format!("{:#}", update_resources(None, &a).unwrap_err()).contains("--memory"));
-        let e = format!("{:#}", update_resources(Some(r#"{"pids": {"limit": "x"}}"#), &args("c1")).unwrap_err());
+        let e = format!(
+            "{:#}",
+            update_resources(Some(r#"{"pids": {"limit": "x"}}"#), &args("c1")).unwrap_err()
+        );
         assert!(e.contains("limit") || e.contains("invalid"), "{e}");
     }
 

@@ -374,7 +374,11 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             Ok(0)
         }
         Cmd::Update(a) => crate::resources_cmd::update(&root, &a),
-        Cmd::Events { stats, interval, id } => crate::resources_cmd::events(&root, &id, stats, &interval),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => crate::resources_cmd::events(&root, &id, stats, &interval),
     }
 }
 

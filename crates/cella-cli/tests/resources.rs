@@ -54,9 +54,12 @@ impl Ctr {
     fn new() -> Option<Ctr> {
         let env = Env::new()?;
         let mut b = env.bundle();
-        b.add_mount(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
-        b.config_mut()["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        b.add_mount(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+        );
+        b.config_mut()["linux"]["resources"] =
+            json!({"devices": [{"allow": false, "access": "rwm"}]});
         let id = b.id.clone();
         Some(Ctr { env, b, id })
     }
@@ -113,14 +116,20 @@ impl Ctr {
         if unified() {
             Path::new("/sys/fs/cgroup").join(rel).join(file)
         } else {
-            Path::new("/sys/fs/cgroup").join(controller).join(rel).join(file)
+            Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(rel)
+                .join(file)
         }
     }
 
     #[track_caller]
     fn cg_read(&self, controller: &str, file: &str) -> String {
         let p = self.cg(controller, file);
-        fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
+        fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
     }
 
     /// CPU time used so far, ns.
@@ -134,14 +143,21 @@ impl Ctr {
 
     /// A file the container wrote under its /tmp.
     fn ctr_file(&self, name: &str) -> String {
-        fs::read_to_string(self.b.rootfs().join("tmp").join(name)).unwrap_or_default().trim().to_string()
+        fs::read_to_string(self.b.rootfs().join("tmp").join(name))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     #[track_caller]
     fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !f() {
-            assert!(Instant::now() < deadline, "container {}: timed out waiting for {what}", self.id);
+            assert!(
+                Instant::now() < deadline,
+                "container {}: timed out waiting for {what}",
+                self.id
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -176,11 +192,19 @@ fn memory_hog_is_oom_killed_and_reported() {
     let Some(Ok(first)) = lines.next() else {
         let _ = ev.kill();
         let o = ev.wait_with_output().unwrap();
-        panic!("events printed nothing ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+        panic!(
+            "events printed nothing ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
     let first: Value = serde_json::from_str(&first).unwrap();
     assert_eq!(first["type"], "stats", "{first}");
-    assert_eq!(first["data"]["memory"]["usage"]["limit"], 64u64 << 20, "{first}");
+    assert_eq!(
+        first["data"]["memory"]["usage"]["limit"],
+        64u64 << 20,
+        "{first}"
+    );
     c.rt_ok(&["start", &c.id]);
     let killer = {
         let pid = ev.id() as i32;
@@ -190,7 +214,10 @@ fn memory_hog_is_oom_killed_and_reported() {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         })
     };
-    let all: Vec<Value> = lines.map_while(|l| l.ok()).map(|l| serde_json::from_str(&l).unwrap()).collect();
+    let all: Vec<Value> = lines
+        .map_while(|l| l.ok())
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
     let st = ev.wait().unwrap();
     drop(killer);
     assert!(st.success(), "events ended with {st}; events: {all:?}");
@@ -209,18 +236,52 @@ fn memory_hog_is_oom_killed_and_reported() {
     // 3. The friendly command says so, and --stats reports the peak and the kill.
     let state = c.env.scratch("friendly-state");
     let mut f = Command::new(friendly());
-    f.arg("--root").arg(&state).args(["run", "--rootfs"]).arg(c.b.rootfs());
-    f.args(["--memory", "64M", "--memory-swap", "64M", "--stats", "--", "tail", "/dev/zero"]);
+    f.arg("--root")
+        .arg(&state)
+        .args(["run", "--rootfs"])
+        .arg(c.b.rootfs());
+    f.args([
+        "--memory",
+        "64M",
+        "--memory-swap",
+        "64M",
+        "--stats",
+        "--",
+        "tail",
+        "/dev/zero",
+    ]);
     f.stdin(Stdio::null());
     let o = c.env.run_cmd(f, Duration::from_secs(60));
     let err = o.stderr.clone();
     assert_eq!(o.code(), Some(137), "{}", o);
     assert!(err.contains("out of memory (limit 64 MiB)"), "{}", o);
-    let stats = err.lines().find(|l| l.starts_with("cella: stats:")).unwrap_or_else(|| panic!("no stats line: {}", o));
-    assert!(stats.contains("OOM kills 1") || stats.contains("OOM kills 2"), "{stats}");
-    let peak: f64 = stats.split("peak memory ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{stats}"));
-    assert!((40.0..=64.5).contains(&peak), "peak {peak} MiB under a 64 MiB limit: {stats}");
-    assert!(fs::read_dir(&state).map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().join("state.json").exists()).count()).unwrap_or(0) == 0);
+    let stats = err
+        .lines()
+        .find(|l| l.starts_with("cella: stats:"))
+        .unwrap_or_else(|| panic!("no stats line: {}", o));
+    assert!(
+        stats.contains("OOM kills 1") || stats.contains("OOM kills 2"),
+        "{stats}"
+    );
+    let peak: f64 = stats
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(
+        (40.0..=64.5).contains(&peak),
+        "peak {peak} MiB under a 64 MiB limit: {stats}"
+    );
+    assert!(
+        fs::read_dir(&state)
+            .map(|d| d
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("state.json").exists())
+                .count())
+            .unwrap_or(0)
+            == 0
+    );
 }
 
 #[test]
@@ -240,17 +301,32 @@ fn fork_bomb_stays_within_pids_limit() {
         highest = highest.max(n);
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(highest <= 32, "pids.current reached {highest} over a limit of 32");
-    assert!(highest >= 16, "the bomb did not get going (highest pids.current {highest})");
+    assert!(
+        highest <= 32,
+        "pids.current reached {highest} over a limit of 32"
+    );
+    assert!(
+        highest >= 16,
+        "the bomb did not get going (highest pids.current {highest})"
+    );
     let refused = keyed(&c.cg_read("pids", "pids.events"), "max").unwrap_or(0);
-    assert!(refused > 0, "no fork was refused (pids.events max = {refused})");
+    assert!(
+        refused > 0,
+        "no fork was refused (pids.events max = {refused})"
+    );
     // The host stays responsive: a fork+exec here takes well under a second.
     let t = Instant::now();
     assert!(Command::new("true").status().unwrap().success());
-    assert!(t.elapsed() < Duration::from_secs(2), "host fork+exec took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "host fork+exec took {:?}",
+        t.elapsed()
+    );
     // kill --all takes every process down; delete then removes the cgroup.
     c.rt_ok(&["kill", "--all", &c.id, "KILL"]);
-    c.wait_for("the bomb to die", || c.cg_read("pids", "pids.current") == "0");
+    c.wait_for("the bomb to die", || {
+        c.cg_read("pids", "pids.current") == "0"
+    });
     c.rt_ok(&["delete", &c.id]);
     assert!(!c.cg("pids", "").exists(), "cgroup left after delete");
 }
@@ -268,18 +344,34 @@ fn cpu_quota_half_holds_a_busy_loop_near_50_percent() {
     std::thread::sleep(Duration::from_secs(3));
     let (u1, t1) = (c.cpu_ns(), Instant::now());
     let share = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
-    eprintln!("cpu quota 0.5: measured {:.1}% of one CPU over {:?}", share * 100.0, t1 - t0);
-    assert!((0.35..=0.65).contains(&share), "cpu quota 0.5 measured {:.1}%", share * 100.0);
+    eprintln!(
+        "cpu quota 0.5: measured {:.1}% of one CPU over {:?}",
+        share * 100.0,
+        t1 - t0
+    );
+    assert!(
+        (0.35..=0.65).contains(&share),
+        "cpu quota 0.5 measured {:.1}%",
+        share * 100.0
+    );
     let stat = c.rt_ok(&["events", "--stats", &c.id]);
     let v: Value = serde_json::from_str(&stat).unwrap();
-    assert!(v["data"]["cpu"]["throttling"]["throttledPeriods"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["data"]["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{v}"
+    );
 }
 
 #[test]
 fn cpuset_pins_the_container() {
     let _g = serial();
     let Some(mut c) = Ctr::new() else { return };
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let cpu = (ncpu - 1).to_string();
     c.resources()["cpu"] = json!({"cpus": cpu, "mems": "0"});
     c.sh("grep Cpus_allowed_list /proc/self/status");
@@ -295,15 +387,24 @@ fn pause_resume_and_ps() {
     let Some(mut c) = Ctr::new() else { return };
     c.sh("i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done");
     c.create_start();
-    c.wait_for("the counter to start", || c.ctr_file("n").parse::<u64>().unwrap_or(0) > 2);
+    c.wait_for("the counter to start", || {
+        c.ctr_file("n").parse::<u64>().unwrap_or(0) > 2
+    });
 
     let state: Value = serde_json::from_str(&c.rt_ok(&["state", &c.id])).unwrap();
     let pid = state["pid"].as_i64().unwrap();
-    let pids: Vec<i64> = serde_json::from_str(&c.rt_ok(&["ps", "--format", "json", &c.id])).unwrap();
+    let pids: Vec<i64> =
+        serde_json::from_str(&c.rt_ok(&["ps", "--format", "json", &c.id])).unwrap();
     assert!(pids.contains(&pid), "ps json {pids:?} lacks the init {pid}");
     let table = c.rt_ok(&["ps", &c.id]);
     assert!(table.lines().next().unwrap().contains("PID"), "{table}");
-    assert!(table.lines().skip(1).any(|l| l.split_whitespace().any(|w| w == pid.to_string())), "{table}");
+    assert!(
+        table
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().any(|w| w == pid.to_string())),
+        "{table}"
+    );
 
     c.rt_ok(&["pause", &c.id]);
     assert_eq!(c.status(), "paused");
@@ -318,9 +419,15 @@ fn pause_resume_and_ps() {
     c.rt_ok(&["resume", &c.id]);
     assert_eq!(c.status(), "running");
     let before: u64 = b.parse().unwrap();
-    c.wait_for("the counter to move again", || c.ctr_file("n").parse::<u64>().unwrap_or(0) > before + 2);
+    c.wait_for("the counter to move again", || {
+        c.ctr_file("n").parse::<u64>().unwrap_or(0) > before + 2
+    });
     let o = c.rt(&["resume", &c.id]);
-    assert!(!o.success(), "resuming a running container should fail: {}", o);
+    assert!(
+        !o.success(),
+        "resuming a running container should fail: {}",
+        o
+    );
 }
 
 #[test]
@@ -335,14 +442,22 @@ fn update_changes_live_limits() {
             for f in /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max; do [ -f $f ] && cat $f > /tmp/pids; done; \
             sleep 0.05; done");
     c.create_start();
-    let mem_file = if unified() { "memory.max" } else { "memory.limit_in_bytes" };
+    let mem_file = if unified() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
     assert_eq!(c.cg_read("memory", mem_file), (64u64 << 20).to_string());
-    c.wait_for("the container's view", || c.ctr_file("mem") == (64u64 << 20).to_string() && c.ctr_file("pids") == "20");
+    c.wait_for("the container's view", || {
+        c.ctr_file("mem") == (64u64 << 20).to_string() && c.ctr_file("pids") == "20"
+    });
 
     c.rt_ok(&["update", "--memory", "128M", "--pids-limit", "50", &c.id]);
     assert_eq!(c.cg_read("memory", mem_file), (128u64 << 20).to_string());
     assert_eq!(c.cg_read("pids", "pids.max"), "50");
-    c.wait_for("the container to see 128M and 50", || c.ctr_file("mem") == (128u64 << 20).to_string() && c.ctr_file("pids") == "50");
+    c.wait_for("the container to see 128M and 50", || {
+        c.ctr_file("mem") == (128u64 << 20).to_string() && c.ctr_file("pids") == "50"
+    });
 
     // --resources - reads linux.resources from stdin; the flags override it.
     let script = format!(
@@ -358,7 +473,9 @@ fn update_changes_live_limits() {
     assert_eq!(c.cg_read("pids", "pids.max"), "60");
 
     // The saved config agrees.
-    let saved: Value = serde_json::from_slice(&fs::read(c.env.root.join(&c.id).join("config.json")).unwrap()).unwrap();
+    let saved: Value =
+        serde_json::from_slice(&fs::read(c.env.root.join(&c.id).join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(saved["linux"]["resources"]["memory"]["limit"], 100663296);
     assert_eq!(saved["linux"]["resources"]["pids"]["limit"], 60);
 
@@ -380,10 +497,16 @@ fn update_changes_live_limits() {
 #[test]
 fn devices_deny_kmsg_and_allow_what_the_spec_allows() {
     let _g = serial();
-    for (access, read, write) in [(None, "read-denied", "write-denied"), (Some("r"), "read-ok", "write-denied")] {
+    for (access, read, write) in [
+        (None, "read-denied", "write-denied"),
+        (Some("r"), "read-ok", "write-denied"),
+    ] {
         let Some(mut c) = Ctr::new() else { return };
         for set in ["bounding", "effective", "permitted"] {
-            c.config()["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_SYSLOG"));
+            c.config()["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYSLOG"));
         }
         c.config()["linux"]["devices"] = json!([
             {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o644, "uid": 0, "gid": 0}
@@ -400,7 +523,11 @@ fn devices_deny_kmsg_and_allow_what_the_spec_allows() {
         let o = c.run();
         o.ok();
         let lines: Vec<&str> = o.stdout.lines().map(str::trim).collect();
-        assert_eq!(lines, ["kmsg-exists", read, write, "16", "null-ok"], "kmsg rule {access:?}: {o}");
+        assert_eq!(
+            lines,
+            ["kmsg-exists", read, write, "16", "null-ok"],
+            "kmsg rule {access:?}: {o}"
+        );
     }
 }
 
@@ -422,9 +549,16 @@ fn events_stats_reports_memory_cpu_and_pids() {
     assert_eq!(d["memory"]["usage"]["limit"], 64u64 << 20, "{d}");
     assert!(d["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{d}");
     assert!(d["memory"]["usage"]["max"].as_u64().unwrap() > 0, "{d}");
-    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 1_000_000, "{d}");
+    assert!(
+        d["cpu"]["usage"]["total"].as_u64().unwrap() > 1_000_000,
+        "{d}"
+    );
     assert_eq!(d["pids"]["current"], 1, "{d}");
     assert_eq!(d["pids"]["limit"], 10, "{d}");
     let o = c.rt(&["events", "--stats", "no-such-container"]);
-    assert!(!o.success() && o.stderr.contains("no-such-container"), "{}", o);
+    assert!(
+        !o.success() && o.stderr.contains("no-such-container"),
+        "{}",
+        o
+    );
 }

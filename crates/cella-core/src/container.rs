@@ -939,18 +939,26 @@ pub fn effective_resources(
     // must not be readable), and only mknod is allowed, so that the init can create it.
     let named: Vec<(LinuxDeviceType, i64, i64)> = rules
         .iter()
-        .filter_map(|d| Some((d.typ().unwrap_or(LinuxDeviceType::A), d.major()?, d.minor()?)))
+        .filter_map(|d| {
+            Some((
+                d.typ().unwrap_or(LinuxDeviceType::A),
+                d.major()?,
+                d.minor()?,
+            ))
+        })
         .collect();
-    let mut allow_access = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, access: &str| {
-        let mut d = LinuxDeviceCgroup::default();
-        d.set_allow(true);
-        d.set_typ(Some(t));
-        d.set_major(maj);
-        d.set_minor(min);
-        d.set_access(Some(access.to_string()));
-        rules.push(d);
-    };
-    let mut allow = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| allow_access(t, maj, min, "rwm");
+    let mut allow_access =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, access: &str| {
+            let mut d = LinuxDeviceCgroup::default();
+            d.set_allow(true);
+            d.set_typ(Some(t));
+            d.set_major(maj);
+            d.set_minor(min);
+            d.set_access(Some(access.to_string()));
+            rules.push(d);
+        };
+    let mut allow =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| allow_access(t, maj, min, "rwm");
     for (_, maj, min) in crate::rootfs::default_devices() {
         allow(LinuxDeviceType::C, Some(maj as i64), Some(min as i64));
     }
@@ -963,11 +971,16 @@ pub fn effective_resources(
         } else {
             d.typ()
         };
-        let explicit = named
-            .iter()
-            .any(|(nt, ma, mi)| (*nt == t || *nt == LinuxDeviceType::A) && *ma == d.major() && *mi == d.minor());
+        let explicit = named.iter().any(|(nt, ma, mi)| {
+            (*nt == t || *nt == LinuxDeviceType::A) && *ma == d.major() && *mi == d.minor()
+        });
         if t != LinuxDeviceType::P {
-            allow_access(t, Some(d.major()), Some(d.minor()), if explicit { "m" } else { "rwm" });
+            allow_access(
+                t,
+                Some(d.major()),
+                Some(d.minor()),
+                if explicit { "m" } else { "rwm" },
+            );
         }
     }
     r.set_devices(Some(rules));

@@ -38,7 +38,10 @@ pub struct UpdatePlan {
 ///   device, an "allow all" rule is put first, so the new list is judged on its own and not
 ///   on top of the rules it replaces.
 pub fn plan_update(saved: Option<&LinuxResources>, update: &LinuxResources) -> Result<UpdatePlan> {
-    let to_value = |r: &LinuxResources| serde_json::to_value(r).map_err(|e| Error::Init(format!("serialising linux.resources: {e}")));
+    let to_value = |r: &LinuxResources| {
+        serde_json::to_value(r)
+            .map_err(|e| Error::Init(format!("serialising linux.resources: {e}")))
+    };
     let mut apply_v = to_value(update)?;
     let mut merged_v = match saved {
         Some(s) => to_value(s)?,
@@ -47,8 +50,12 @@ pub fn plan_update(saved: Option<&LinuxResources>, update: &LinuxResources) -> R
 
     let new_limit = update.memory().as_ref().and_then(|m| m.limit());
     let new_swap = update.memory().as_ref().and_then(|m| m.swap());
-    let old_limit = saved.and_then(|s| s.memory().as_ref()).and_then(|m| m.limit());
-    let old_swap = saved.and_then(|s| s.memory().as_ref()).and_then(|m| m.swap());
+    let old_limit = saved
+        .and_then(|s| s.memory().as_ref())
+        .and_then(|m| m.limit());
+    let old_swap = saved
+        .and_then(|s| s.memory().as_ref())
+        .and_then(|m| m.swap());
     if let (Some(l), None, Some(ol), Some(os)) = (new_limit, new_swap, old_limit, old_swap) {
         if ol == os && ol > 0 && l != ol {
             apply_v["memory"]["swap"] = Value::from(l);
@@ -56,7 +63,9 @@ pub fn plan_update(saved: Option<&LinuxResources>, update: &LinuxResources) -> R
     }
     if let Some(rules) = update.devices() {
         let covers_all = rules.first().is_some_and(|r| {
-            matches!(r.typ(), None | Some(oci_spec::runtime::LinuxDeviceType::A)) && r.major().is_none() && r.minor().is_none()
+            matches!(r.typ(), None | Some(oci_spec::runtime::LinuxDeviceType::A))
+                && r.major().is_none()
+                && r.minor().is_none()
         });
         if !covers_all {
             let mut all = LinuxDeviceCgroup::default();
@@ -70,7 +79,8 @@ pub fn plan_update(saved: Option<&LinuxResources>, update: &LinuxResources) -> R
     }
     merge_json(&mut merged_v, &apply_v);
     let from_value = |v: Value, what: &str| -> Result<LinuxResources> {
-        serde_json::from_value(v).map_err(|e| Error::spec("linux.resources", format!("{what}: {e}")))
+        serde_json::from_value(v)
+            .map_err(|e| Error::spec("linux.resources", format!("{what}: {e}")))
     };
     Ok(UpdatePlan {
         apply: from_value(apply_v, "the update")?,
@@ -260,7 +270,9 @@ fn read_value(p: Option<PathBuf>) -> Option<u64> {
 }
 
 fn read_keyed(p: Option<PathBuf>) -> BTreeMap<String, u64> {
-    p.and_then(|p| std::fs::read_to_string(p).ok()).map(|t| parse_keyed(&t)).unwrap_or_default()
+    p.and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| parse_keyed(&t))
+        .unwrap_or_default()
 }
 
 /// The statistics of a cgroup, from its directories (v1 hierarchies or the v2 directory).
@@ -318,7 +330,12 @@ pub fn stats_from_dirs(dirs: &[PathBuf]) -> StatsData {
             });
         }
         s.memory.raw = read_keyed(find(dirs, "memory.stat"));
-        s.memory.cache = s.memory.raw.get("total_cache").or_else(|| s.memory.raw.get("cache")).copied();
+        s.memory.cache = s
+            .memory
+            .raw
+            .get("total_cache")
+            .or_else(|| s.memory.raw.get("cache"))
+            .copied();
     } else if let Some(usage) = read_value(find(dirs, "memory.current")) {
         let events = read_keyed(find(dirs, "memory.events"));
         s.memory.usage = MemoryEntry {
@@ -332,7 +349,9 @@ pub fn stats_from_dirs(dirs: &[PathBuf]) -> StatsData {
                 limit: read_value(find(dirs, "memory.swap.max")),
                 usage: Some(u),
                 max: read_value(find(dirs, "memory.swap.peak")),
-                failcnt: read_keyed(find(dirs, "memory.swap.events")).get("max").copied(),
+                failcnt: read_keyed(find(dirs, "memory.swap.events"))
+                    .get("max")
+                    .copied(),
             });
         }
         s.memory.raw = read_keyed(find(dirs, "memory.stat"));
@@ -390,13 +409,22 @@ impl OomWatch {
     pub fn new(dirs: &[PathBuf]) -> Result<Option<OomWatch>> {
         if let Some(file) = find(dirs, "memory.oom_control") {
             let dir = file.parent().expect("file in a dir").to_path_buf();
-            let efd = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK)
-                .ctx(|| "eventfd for OOM notification".to_string())?;
-            let control = rustix::fs::open(&file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ctx(|| format!("opening {}", file.display()))?;
+            let efd = rustix::event::eventfd(
+                0,
+                rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+            )
+            .ctx(|| "eventfd for OOM notification".to_string())?;
+            let control = rustix::fs::open(&file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .ctx(|| format!("opening {}", file.display()))?;
             use std::os::fd::AsRawFd;
             let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
             let ec = dir.join("cgroup.event_control");
-            std::fs::write(&ec, &line).ctx(|| format!("registering for OOM events: writing {line:?} to {}", ec.display()))?;
+            std::fs::write(&ec, &line).ctx(|| {
+                format!(
+                    "registering for OOM events: writing {line:?} to {}",
+                    ec.display()
+                )
+            })?;
             let last = oom_count(&file, true).unwrap_or(0);
             return Ok(Some(OomWatch {
                 fd: Some(efd),
@@ -408,8 +436,10 @@ impl OomWatch {
         }
         if let Some(file) = find(dirs, "memory.events") {
             use rustix::fs::inotify;
-            let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ctx(|| "inotify_init1".to_string())?;
-            inotify::add_watch(&fd, &file, inotify::WatchFlags::MODIFY).ctx(|| format!("inotify watch on {}", file.display()))?;
+            let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+                .ctx(|| "inotify_init1".to_string())?;
+            inotify::add_watch(&fd, &file, inotify::WatchFlags::MODIFY)
+                .ctx(|| format!("inotify watch on {}", file.display()))?;
             let last = oom_count(&file, false).unwrap_or(0);
             return Ok(Some(OomWatch {
                 fd: Some(fd),
@@ -447,16 +477,26 @@ impl OomWatch {
 
 fn oom_count(file: &Path, v1: bool) -> Option<u64> {
     let _ = v1; // both files name the count "oom_kill"
-    parse_keyed(&std::fs::read_to_string(file).ok()?).get("oom_kill").copied()
+    parse_keyed(&std::fs::read_to_string(file).ok()?)
+        .get("oom_kill")
+        .copied()
 }
 
 /// `events ID`: a stats event every `interval`, an oom event whenever the OOM killer kills in
 /// the container, until the container's init exits (or `emit` fails, e.g. stdout closed).
-pub fn events(root: &StateRoot, id: &str, interval: Duration, mut emit: impl FnMut(&Event) -> Result<()>) -> Result<()> {
+pub fn events(
+    root: &StateRoot,
+    id: &str,
+    interval: Duration,
+    mut emit: impl FnMut(&Event) -> Result<()>,
+) -> Result<()> {
     let (rec, _) = running_record(root, id)?;
     let cg = container::open_cgroup_of(&rec)?;
-    let pidfd = rustix::process::pidfd_open(rustix::process::Pid::from_raw(rec.pid).expect("live pid > 0"), rustix::process::PidfdFlags::empty())
-        .ctx(|| format!("pidfd_open({}) for container {id:?}", rec.pid))?;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(rec.pid).expect("live pid > 0"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ctx(|| format!("pidfd_open({}) for container {id:?}", rec.pid))?;
     if crate::sys::process_start_time(rec.pid) != Some(rec.pid_start_time) {
         return Ok(()); // exited (and its pid reused) since we looked
     }
@@ -484,7 +524,10 @@ pub fn events(root: &StateRoot, id: &str, interval: Duration, mut emit: impl FnM
             tv_sec: wait.as_secs() as i64,
             tv_nsec: wait.subsec_nanos() as i64,
         };
-        let mut fds = vec![rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+        let mut fds = vec![rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
         if let Some(fd) = oom.as_ref().and_then(|o| o.fd()) {
             fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
         }
@@ -516,8 +559,10 @@ mod tests {
 
     #[test]
     fn update_merges_objects_and_replaces_arrays() {
-        let saved = res(json!({"memory": {"limit": 64 << 20, "reservation": 32 << 20}, "cpu": {"shares": 512, "cpus": "0"},
-            "pids": {"limit": 10}, "devices": [{"allow": false, "access": "rwm"}]}));
+        let saved = res(
+            json!({"memory": {"limit": 64 << 20, "reservation": 32 << 20}, "cpu": {"shares": 512, "cpus": "0"},
+            "pids": {"limit": 10}, "devices": [{"allow": false, "access": "rwm"}]}),
+        );
         let upd = res(json!({"memory": {"limit": 128 << 20}, "cpu": {"quota": 50000}}));
         let p = plan_update(Some(&saved), &upd).unwrap();
         let m = serde_json::to_value(&p.merged).unwrap();
@@ -556,18 +601,30 @@ mod tests {
         assert_eq!(p.merged.memory().as_ref().unwrap().swap(), Some(1 << 30));
         // An explicit swap wins.
         let saved = res(json!({"memory": {"limit": 64 << 20, "swap": 64 << 20}}));
-        let p = plan_update(Some(&saved), &res(json!({"memory": {"limit": 128 << 20, "swap": -1}}))).unwrap();
+        let p = plan_update(
+            Some(&saved),
+            &res(json!({"memory": {"limit": 128 << 20, "swap": -1}})),
+        )
+        .unwrap();
         assert_eq!(p.apply.memory().as_ref().unwrap().swap(), Some(-1));
     }
 
     #[test]
     fn device_update_replaces_the_list() {
-        let saved = res(json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]}));
-        let upd = res(json!({"devices": [{"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}]}));
+        let saved = res(
+            json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]}),
+        );
+        let upd = res(
+            json!({"devices": [{"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}]}),
+        );
         let p = plan_update(Some(&saved), &upd).unwrap();
         let d = p.apply.devices().as_ref().unwrap();
         assert_eq!(d.len(), 2);
-        assert!(d[0].allow() && d[0].major().is_none() && d[0].typ() == Some(oci_spec::runtime::LinuxDeviceType::A));
+        assert!(
+            d[0].allow()
+                && d[0].major().is_none()
+                && d[0].typ() == Some(oci_spec::runtime::LinuxDeviceType::A)
+        );
         assert_eq!(p.merged.devices().as_ref().unwrap().len(), 2);
         // A list that starts with "deny all" is taken as is.
         let upd = res(json!({"devices": [{"allow": false, "access": "rwm"}]}));
@@ -607,7 +664,10 @@ mod tests {
             id: "c1".into(),
             data: None,
         };
-        assert_eq!(serde_json::to_string(&o).unwrap(), r#"{"type":"oom","id":"c1"}"#);
+        assert_eq!(
+            serde_json::to_string(&o).unwrap(),
+            r#"{"type":"oom","id":"c1"}"#
+        );
     }
 
     fn write(dir: &Path, name: &str, text: &str) {
@@ -622,7 +682,11 @@ mod tests {
         write(d, "memory.current", "4096\n");
         write(d, "memory.max", "max\n");
         write(d, "memory.peak", "8192\n");
-        write(d, "memory.events", "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n");
+        write(
+            d,
+            "memory.events",
+            "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n",
+        );
         write(d, "memory.stat", "anon 100\nfile 200\n");
         write(d, "pids.current", "3\n");
         write(d, "pids.max", "max\n");
@@ -644,14 +708,22 @@ mod tests {
     #[test]
     fn stats_from_v1_hierarchies() {
         let t = tempfile::tempdir().unwrap();
-        let (cpu, mem, pids) = (t.path().join("cpu"), t.path().join("memory"), t.path().join("pids"));
+        let (cpu, mem, pids) = (
+            t.path().join("cpu"),
+            t.path().join("memory"),
+            t.path().join("pids"),
+        );
         for d in [&cpu, &mem, &pids] {
             std::fs::create_dir(d).unwrap();
         }
         write(&cpu, "cpuacct.usage", "123456789\n");
         write(&cpu, "cpuacct.usage_percpu", "100000000 23456789 \n");
         write(&cpu, "cpuacct.stat", "user 10\nsystem 2\n");
-        write(&cpu, "cpu.stat", "nr_periods 5\nnr_throttled 1\nthrottled_time 999\n");
+        write(
+            &cpu,
+            "cpu.stat",
+            "nr_periods 5\nnr_throttled 1\nthrottled_time 999\n",
+        );
         write(&mem, "memory.usage_in_bytes", "1000\n");
         write(&mem, "memory.limit_in_bytes", "67108864\n");
         write(&mem, "memory.max_usage_in_bytes", "2000\n");
@@ -681,5 +753,46 @@ mod tests {
         assert_eq!(m.get("a"), Some(&1));
         assert_eq!(m.get("b"), Some(&u64::MAX));
         assert_eq!(m.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use oci_spec::runtime::{Linux, LinuxDeviceType};
+    use serde_json::json;
+
+    fn rules_for(linux: serde_json::Value) -> Vec<(bool, Option<i64>, String)> {
+        let l: Linux = serde_json::from_value(linux).unwrap();
+        crate::container::effective_resources(&l)
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d.major() == Some(1) && d.minor() == Some(11) && d.typ() == Some(LinuxDeviceType::C)
+            })
+            .map(|d| (d.allow(), d.minor(), d.access().clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_created_device_named_by_a_rule_is_only_allowed_to_be_made() {
+        let kmsg = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+        // Not named by any rule: allowed in full, after the spec's "deny all".
+        let r = rules_for(
+            json!({"devices": kmsg, "resources": {"devices": [{"allow": false, "access": "rwm"}]}}),
+        );
+        assert_eq!(r, vec![(true, Some(11), "rwm".to_string())]);
+        // Named by a deny rule: the rule stands; only mknod is added after it.
+        let r = rules_for(json!({"devices": kmsg, "resources": {"devices": [
+            {"allow": false, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}]}}));
+        assert_eq!(
+            r,
+            vec![
+                (false, Some(11), "rwm".to_string()),
+                (true, Some(11), "m".to_string())
+            ]
+        );
     }
 }
