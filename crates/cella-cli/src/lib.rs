@@ -5,6 +5,7 @@ pub mod features;
 pub mod foreground;
 pub mod friendly;
 pub mod log;
+pub mod resources_cmd;
 pub mod rootfs_source;
 pub mod runc;
 pub mod specgen;

@@ -143,6 +143,18 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Change the resource limits of a container while it runs.
+    Update(crate::resources_cmd::UpdateArgs),
+    /// Print resource statistics and OOM events of a container as JSON lines.
+    Events {
+        /// Print one statistics snapshot and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between statistics records (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
+        interval: String,
+        id: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -361,6 +373,12 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             container::resume(&root, &id)?;
             Ok(0)
         }
+        Cmd::Update(a) => crate::resources_cmd::update(&root, &a),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => crate::resources_cmd::events(&root, &id, stats, &interval),
     }
 }
 

@@ -922,7 +922,8 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
 }
 
 /// The device-cgroup rules to apply: the spec's, then allow rules for the devices every
-/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null).
+/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null;
+/// a created device that a spec rule names is only allowed to be made, see below).
 pub fn effective_resources(
     linux: &oci_spec::runtime::Linux,
 ) -> Option<oci_spec::runtime::LinuxResources> {
@@ -932,15 +933,31 @@ pub fn effective_resources(
     if rules.is_empty() {
         return Some(r);
     }
-    let mut allow = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| {
-        let mut d = LinuxDeviceCgroup::default();
-        d.set_allow(true);
-        d.set_typ(Some(t));
-        d.set_major(maj);
-        d.set_minor(min);
-        d.set_access(Some("rwm".to_string()));
-        rules.push(d);
-    };
+    // A device the spec creates is allowed too, unless a rule of the spec names exactly that
+    // device: then the spec decides whether it may be read and written (e.g. a /dev/kmsg that
+    // must not be readable), and only mknod is allowed, so that the init can create it.
+    let named: Vec<(LinuxDeviceType, i64, i64)> = rules
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.typ().unwrap_or(LinuxDeviceType::A),
+                d.major()?,
+                d.minor()?,
+            ))
+        })
+        .collect();
+    let mut allow_access =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, access: &str| {
+            let mut d = LinuxDeviceCgroup::default();
+            d.set_allow(true);
+            d.set_typ(Some(t));
+            d.set_major(maj);
+            d.set_minor(min);
+            d.set_access(Some(access.to_string()));
+            rules.push(d);
+        };
+    let mut allow =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| allow_access(t, maj, min, "rwm");
     for (_, maj, min) in crate::rootfs::default_devices() {
         allow(LinuxDeviceType::C, Some(maj as i64), Some(min as i64));
     }
@@ -953,8 +970,16 @@ pub fn effective_resources(
         } else {
             d.typ()
         };
+        let explicit = named.iter().any(|(nt, ma, mi)| {
+            (*nt == t || *nt == LinuxDeviceType::A) && *ma == d.major() && *mi == d.minor()
+        });
         if t != LinuxDeviceType::P {
-            allow(t, Some(d.major()), Some(d.minor()));
+            allow_access(
+                t,
+                Some(d.major()),
+                Some(d.minor()),
+                if explicit { "m" } else { "rwm" },
+            );
         }
     }
     r.set_devices(Some(rules));
