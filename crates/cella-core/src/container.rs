@@ -678,17 +678,18 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     }
     let config = dir.read_config()?;
     let fifo = dir.fifo_path();
+    // The pidfd first: once the fifo is open the program may run and exit at once.
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     let rd = rustix::fs::open(
         &fifo,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .ctx(|| format!("opening {}", fifo.display()))?;
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     // Wait for the init's "0" (it opens the fifo for writing as soon as we hold the read end),
     // then for EOF, which comes when exec closes its O_CLOEXEC write end.
     let mut got = Vec::new();
@@ -718,7 +719,15 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             tv_nsec: 50_000_000,
         };
         let _ = rustix::event::poll(&mut fds, Some(&ts));
-        if fds[1].revents().contains(rustix::event::PollFlags::IN) && fds[0].revents().is_empty() {
+        let init_gone = fds[1].revents().contains(rustix::event::PollFlags::IN);
+        drop(fds);
+        if init_gone && got.is_empty() {
+            if let Ok(n) = rustix::io::read(&rd, &mut buf) {
+                if n > 0 {
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+            }
             let _ = std::fs::remove_file(&fifo);
             return Err(Error::Init(format!(
                 "container {id:?} init exited before it could be started"
