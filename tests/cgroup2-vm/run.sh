@@ -165,7 +165,8 @@ cat >>"$ST/cg2/stage2" <<'EOF'
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm; mount -t devpts -o ptmxmode=0666,mode=0620 devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp; mount -t tmpfs tmpfs /run
+# The root is already a tmpfs; /tmp may hold the repository (CI clones can live there).
+mkdir -p /tmp /run; chmod 1777 /tmp
 mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ln -sf /proc/self/fd /dev/fd

@@ -106,10 +106,7 @@ struct RunArgs {
     #[arg(long)]
     stats: bool,
     /// The command and its arguments.
-    #[arg(
-        trailing_var_arg = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 

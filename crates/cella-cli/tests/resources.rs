@@ -385,7 +385,9 @@ fn cpuset_pins_the_container() {
 fn pause_resume_and_ps() {
     let _g = serial();
     let Some(mut c) = Ctr::new() else { return };
-    c.sh("i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.05; done");
+    c.sh(
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.05; done",
+    );
     c.create_start();
     c.wait_for("the counter to start", || {
         c.ctr_file("n").parse::<u64>().unwrap_or(0) > 2

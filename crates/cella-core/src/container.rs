@@ -369,13 +369,15 @@ pub fn create_from_config(
     if let Some(pf) = &opts.pid_file {
         state::write_atomic(pf, pid.to_string().as_bytes())?;
     }
+    if opts.mode == Mode_::Detached {
+        parent_end.send(&Msg::Commit)?;
+        parent_end.expect(Msg::Committed)?;
+    }
     let cgroup = undo.cgroup.take().expect("set above");
     undo.armed = false;
     let dir_opt;
     let chan = match opts.mode {
         Mode_::Detached => {
-            parent_end.send(&Msg::Commit)?;
-            parent_end.expect(Msg::Committed)?;
             dir_opt = None;
             None
         }
