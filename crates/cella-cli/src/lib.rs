@@ -6,6 +6,7 @@ pub mod features;
 pub mod foreground;
 pub mod friendly;
 pub mod log;
+pub mod resources_cmd;
 pub mod rootfs_source;
 pub mod runc;
 pub mod specgen;

@@ -143,6 +143,18 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Change the resource limits of a container while it runs.
+    Update(crate::resources_cmd::UpdateArgs),
+    /// Print resource statistics and OOM events of a container as JSON lines.
+    Events {
+        /// Print one statistics snapshot and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between statistics records (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
+        interval: String,
+        id: String,
+    },
     /// Checkpoint a running container with CRIU.
     Checkpoint(crate::criu_cmd::CheckpointArgs),
     /// Restore a container from a CRIU checkpoint.
@@ -365,6 +377,12 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             container::resume(&root, &id)?;
             Ok(0)
         }
+        Cmd::Update(a) => crate::resources_cmd::update(&root, &a),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => crate::resources_cmd::events(&root, &id, stats, &interval),
         Cmd::Checkpoint(a) => crate::criu_cmd::checkpoint(&root, a),
         Cmd::Restore(a) => crate::criu_cmd::restore(&root, a),
     }
@@ -440,9 +458,13 @@ fn create(root: &StateRoot, a: CreateArgs, mode: Mode_) -> Result<container::Cre
 /// signals, and exit with its status; then the container is deleted unless --keep.
 fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32> {
     let sigfd = crate::foreground::SignalFd::new()?;
-    let terminal = cella_core::spec::load_bundle(&a.bundle)
-        .ok()
-        .and_then(|c| c.spec.process().as_ref().and_then(|p| p.terminal()))
+    cella_core::id::validate(&a.id)?;
+    let config = cella_core::spec::load_bundle(&a.bundle)?;
+    let terminal = config
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false);
     let mut own_console = None;
     if terminal && a.console_socket.is_none() {
@@ -461,7 +483,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         _ => None,
     };
     a.console_socket = None;
-    let mut c = container::create(
+    let mut c = container::create_from_config(
         root,
         CreateOptions {
             id: a.id,
@@ -473,6 +495,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
             no_new_keyring: a.no_new_keyring,
             mode: Mode_::Foreground,
         },
+        config,
     )?;
     let pty = match own_console {
         Some((ours, theirs)) => {

@@ -369,13 +369,15 @@ pub fn create_from_config(
     if let Some(pf) = &opts.pid_file {
         state::write_atomic(pf, pid.to_string().as_bytes())?;
     }
+    if opts.mode == Mode_::Detached {
+        parent_end.send(&Msg::Commit)?;
+        parent_end.expect(Msg::Committed)?;
+    }
     let cgroup = undo.cgroup.take().expect("set above");
     undo.armed = false;
     let dir_opt;
     let chan = match opts.mode {
         Mode_::Detached => {
-            parent_end.send(&Msg::Commit)?;
-            parent_end.expect(Msg::Committed)?;
             dir_opt = None;
             None
         }
@@ -678,20 +680,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     }
     let config = dir.read_config()?;
     let fifo = dir.fifo_path();
-    // The pidfd first: until we open the fifo's read end the init is blocked opening its
-    // write end, so it is alive now; once it is open, a short program may run, exit and be
-    // reaped by the engine's subreaper before a later pidfd_open (ESRCH).
-    let pidfd = match rustix::process::pidfd_open(
+    // The pidfd first: once the fifo is open the program may run and exit at once.
+    let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
         rustix::process::PidfdFlags::empty(),
-    ) {
-        Err(rustix::io::Errno::SRCH) => {
-            return Err(Error::Init(format!(
-                "container {id:?} init exited before it could be started"
-            )))
-        }
-        r => r.ctx(|| format!("pidfd_open({})", rec.pid))?,
-    };
+    )
+    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     let rd = rustix::fs::open(
         &fifo,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -727,7 +721,15 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             tv_nsec: 50_000_000,
         };
         let _ = rustix::event::poll(&mut fds, Some(&ts));
-        if fds[1].revents().contains(rustix::event::PollFlags::IN) && fds[0].revents().is_empty() {
+        let init_gone = fds[1].revents().contains(rustix::event::PollFlags::IN);
+        drop(fds);
+        if init_gone && got.is_empty() {
+            if let Ok(n) = rustix::io::read(&rd, &mut buf) {
+                if n > 0 {
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+            }
             let _ = std::fs::remove_file(&fifo);
             return Err(Error::Init(format!(
                 "container {id:?} init exited before it could be started"
@@ -931,7 +933,8 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
 }
 
 /// The device-cgroup rules to apply: the spec's, then allow rules for the devices every
-/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null).
+/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null;
+/// a created device that a spec rule names is only allowed to be made, see below).
 pub fn effective_resources(
     linux: &oci_spec::runtime::Linux,
 ) -> Option<oci_spec::runtime::LinuxResources> {
@@ -941,6 +944,19 @@ pub fn effective_resources(
     if rules.is_empty() {
         return Some(r);
     }
+    // A device the spec creates is allowed too, unless a rule of the spec names exactly that
+    // device: then the spec decides whether it may be read and written (e.g. a /dev/kmsg that
+    // must not be readable), and only mknod is allowed, so that the init can create it.
+    let named: Vec<(LinuxDeviceType, i64, i64)> = rules
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.typ().unwrap_or(LinuxDeviceType::A),
+                d.major()?,
+                d.minor()?,
+            ))
+        })
+        .collect();
     // As runc: mknod of any node is allowed (opening it is still filtered by the rules).
     for t in [LinuxDeviceType::C, LinuxDeviceType::B] {
         let mut d = LinuxDeviceCgroup::default();
@@ -949,15 +965,18 @@ pub fn effective_resources(
         d.set_access(Some("m".to_string()));
         rules.push(d);
     }
-    let mut allow = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| {
-        let mut d = LinuxDeviceCgroup::default();
-        d.set_allow(true);
-        d.set_typ(Some(t));
-        d.set_major(maj);
-        d.set_minor(min);
-        d.set_access(Some("rwm".to_string()));
-        rules.push(d);
-    };
+    let mut allow_access =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, access: &str| {
+            let mut d = LinuxDeviceCgroup::default();
+            d.set_allow(true);
+            d.set_typ(Some(t));
+            d.set_major(maj);
+            d.set_minor(min);
+            d.set_access(Some(access.to_string()));
+            rules.push(d);
+        };
+    let mut allow =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| allow_access(t, maj, min, "rwm");
     // As runc: the default devices, the pty devices and /dev/net/tun. Not the host's
     // console (5:1): /dev/console in a container is a bind of its pty.
     for (_, maj, min) in crate::rootfs::default_devices() {
@@ -972,8 +991,16 @@ pub fn effective_resources(
         } else {
             d.typ()
         };
+        let explicit = named.iter().any(|(nt, ma, mi)| {
+            (*nt == t || *nt == LinuxDeviceType::A) && *ma == d.major() && *mi == d.minor()
+        });
         if t != LinuxDeviceType::P {
-            allow(t, Some(d.major()), Some(d.minor()));
+            allow_access(
+                t,
+                Some(d.major()),
+                Some(d.minor()),
+                if explicit { "m" } else { "rwm" },
+            );
         }
     }
     r.set_devices(Some(rules));

@@ -5,6 +5,7 @@
 //! - [`spec`]: load and validate config.json; [`mounts`]: parse mount entries;
 //! - [`state`]: the per-container state directory; [`id`]: container id rules;
 //! - [`container`]: create/start/state/kill/delete in the runtime process;
+//! - [`resources`]: update, statistics and OOM events of an existing container;
 //! - [`checkpoint`]: what `checkpoint`/`restore` need besides CRIU (external mounts, restore state);
 //! - [`init`]: the cloned child that builds the container and execs the program;
 //! - [`rootfs`], [`resolve`]: mounts and path resolution inside the rootfs through fds;
@@ -25,6 +26,7 @@ pub mod lsm;
 pub mod mounts;
 pub mod process;
 pub mod resolve;
+pub mod resources;
 pub mod rootfs;
 pub mod signal;
 pub mod spec;

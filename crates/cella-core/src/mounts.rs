@@ -327,14 +327,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("mounts[2].type") && e.contains("nosuchfs"),
+            e.starts_with("mounts[2] (/x).type") && e.contains("nosuchfs"),
             "{e}"
         );
         let e = plan(r#"{"destination":"/x","source":"/s","options":["bind","frobnicate"]}"#)
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("mounts[2].options") && e.contains("frobnicate"),
+            e.starts_with("mounts[2] (/x).options") && e.contains("frobnicate"),
             "{e}"
         );
         let e = plan(r#"{"destination":"/x","options":["bind"]}"#)
