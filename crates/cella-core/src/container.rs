@@ -722,7 +722,6 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         };
         let _ = rustix::event::poll(&mut fds, Some(&ts));
         let init_gone = fds[1].revents().contains(rustix::event::PollFlags::IN);
-        drop(fds);
         if init_gone && got.is_empty() {
             if let Ok(n) = rustix::io::read(&rd, &mut buf) {
                 if n > 0 {

@@ -147,8 +147,8 @@ impl Channel {
     /// Report a fatal error to the other side and wait until it has gone (reads and drops
     /// anything it still sends). Exiting with unread messages queued would make the other
     /// side's read fail with ECONNRESET instead of returning our error.
-    pub fn report_and_linger(&self, message: String) -> std::result::Result<(), ()> {
-        self.send(&Msg::Error(message)).map_err(|_| ())?;
+    pub fn report_and_linger(&self, message: String) -> Result<()> {
+        self.send(&Msg::Error(message))?;
         while let Ok(Some(_)) = self.recv() {}
         Ok(())
     }
