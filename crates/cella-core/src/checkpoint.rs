@@ -92,7 +92,6 @@ impl Restoring {
                 .collect(),
             cgroup_path: cg_path.as_str().to_string(),
             cgroup_created: Vec::new(),
-            started: true,
         };
         let mut r = Restoring {
             dir: Some(root.create(id)?),

@@ -187,7 +187,6 @@ pub fn create_from_config(
             .collect(),
         cgroup_path: String::new(),
         cgroup_created: Vec::new(),
-        started: false,
     };
     let cg_path = CgroupPath::resolve(
         linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
@@ -561,11 +560,6 @@ impl Created {
             Some((Msg::Error(e), _)) => return Err(Error::Init(e)),
             Some((m, _)) => return Err(Error::Init(format!("protocol error: unexpected {m:?}"))),
         }
-        if let Some(dir) = &self.dir {
-            let mut rec = dir.read()?;
-            rec.started = true;
-            dir.write(&rec)?;
-        }
         let state = state_json_for_hooks(&self.id, self.pid, "running", &self.config);
         if let Some(h) = self.config.spec.hooks() {
             hooks::run_all("poststart", h.poststart().as_ref(), &state)?;
@@ -669,7 +663,7 @@ pub fn list(root: &StateRoot) -> Result<Vec<StateReport>> {
 /// `start ID`: release a created container's init.
 pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     let dir = root.open(id)?;
-    let mut rec = dir.read()?;
+    let rec = dir.read()?;
     let status = status_of(&dir, &rec);
     if status != Status::Created {
         return Err(Error::BadStatus {
@@ -742,8 +736,6 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             String::from_utf8_lossy(&got[1..]).trim().to_string(),
         ));
     }
-    rec.started = true;
-    dir.write(&rec)?;
     let cfg = Config {
         rootfs: rec.rootfs.clone(),
         bundle: rec.bundle.clone(),
