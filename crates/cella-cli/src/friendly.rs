@@ -395,7 +395,7 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     let oom = c.cgroup().oom_kill_count().unwrap_or(0);
     // Read before delete removes the cgroup.
     let usage = a.stats.then(|| cella_core::resources::stats_of(c.cgroup()));
-    let deleted = container::delete(root, &id, true);
+    let deleted = c.delete(root);
     let code = code?;
     deleted?;
     if oom > 0 {

@@ -476,7 +476,6 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         )?;
         own_console = Some((ours, theirs));
     }
-    let id = a.id.clone();
     let console_socket = match (&a.console_socket, own_console.as_mut()) {
         (Some(p), _) => Some(connect_console(p)?),
         (None, Some((_, theirs))) => Some(theirs.try_clone()?),
@@ -511,7 +510,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         Err(e) => Err(e.into()),
     };
     if !keep {
-        container::delete(root, &id, true)?;
+        c.delete(root)?;
     }
     code
 }

@@ -567,6 +567,32 @@ impl Created {
         Ok(())
     }
 
+    /// Delete a foreground container once its process has been waited for: the same as
+    /// [`delete`] with --force, without reading back what this process already holds.
+    pub fn delete(self, root: &StateRoot) -> Result<()> {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        let mut problems = Vec::new();
+        if let Err(e) = self.cgroup.destroy() {
+            problems.push(e.to_string());
+        }
+        drop(self.dir);
+        if let Err(e) = std::fs::remove_dir_all(root.dir_of(&self.id)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                problems.push(format!("removing state dir: {e}"));
+            }
+        }
+        run_poststop(&self.id, self.pid, &self.config);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Init(format!(
+                "deleting container {:?}: {}",
+                self.id,
+                problems.join("; ")
+            )))
+        }
+    }
+
     /// The container's cgroup.
     pub fn cgroup(&self) -> &dyn CgroupManager {
         self.cgroup.as_ref()
@@ -840,21 +866,13 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         problems.push(e.to_string());
     }
     if let Some(spec) = config {
-        if let Some(h) = spec.hooks().clone() {
-            let cfg = Config {
-                spec,
-                bundle,
-                rootfs,
-                mounts: Vec::new(),
-            };
-            let state = state_json_for_hooks(id, pid, "stopped", &cfg);
-            // The spec: a failing poststop hook is logged, the rest still run.
-            for (i, hook) in h.poststop().iter().flatten().enumerate() {
-                if let Err(e) = hooks::run("poststop", i, hook, &state) {
-                    eprintln!("cella: warning: {e}");
-                }
-            }
-        }
+        let cfg = Config {
+            spec,
+            bundle,
+            rootfs,
+            mounts: Vec::new(),
+        };
+        run_poststop(id, pid, &cfg);
     }
     if problems.is_empty() {
         Ok(())
@@ -863,6 +881,17 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             "deleting container {id:?}: {}",
             problems.join("; ")
         )))
+    }
+}
+
+/// Poststop hooks: a failing one is reported as a warning and the rest still run (the spec).
+fn run_poststop(id: &str, pid: i32, cfg: &Config) {
+    let Some(h) = cfg.spec.hooks() else { return };
+    let state = state_json_for_hooks(id, pid, "stopped", cfg);
+    for (i, hook) in h.poststop().iter().flatten().enumerate() {
+        if let Err(e) = hooks::run("poststop", i, hook, &state) {
+            eprintln!("cella: warning: {e}");
+        }
     }
 }
 
