@@ -112,12 +112,11 @@ struct RunArgs {
     /// Network: "private" (default: own namespace with only loopback) or "host".
     #[arg(long, value_name = "MODE", default_value = "private")]
     network: String,
+    /// When the container exits, print its peak memory, CPU time and OOM kills (to stderr).
+    #[arg(long)]
+    stats: bool,
     /// The command and its arguments.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -127,7 +126,7 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return if e.use_stderr() { 125 } else { 0 };
         }
     };
     if cli.version {
@@ -423,7 +422,9 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
     let code = result
         .and_then(|()| crate::foreground::wait(c.pid, c.pidfd.as_fd(), &sigfd, pty, a.interactive));
     let oom = c.cgroup().oom_kill_count().unwrap_or(0);
-    let deleted = container::delete(root, &id, true);
+    // Read before delete removes the cgroup.
+    let usage = a.stats.then(|| cella_core::resources::stats_of(c.cgroup()));
+    let deleted = c.delete(root);
     let code = code?;
     deleted?;
     if oom > 0 {
@@ -433,6 +434,9 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
         } else {
             eprintln!("cella: {oom} process(es) in the container were killed: out of memory (limit {limit})");
         }
+    }
+    if let Some(u) = usage {
+        eprintln!("{}", stats_line(&u, oom));
     }
     Ok(code)
 }
@@ -536,6 +540,28 @@ impl SecurityOpts {
         }
         Ok(out)
     }
+}
+
+/// The `--stats` summary: `cella: stats: peak memory 12.3 MiB, CPU time 0.52 s (user 0.40 s, system 0.12 s), OOM kills 0`.
+fn stats_line(u: &cella_core::resources::StatsData, oom: u64) -> String {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let secs = |ns: u64| format!("{:.2} s", ns as f64 / 1e9);
+    let peak = u
+        .memory
+        .usage
+        .max
+        .map(mib)
+        .unwrap_or_else(|| "unknown (no memory.peak on this kernel)".into());
+    let mut cpu = u
+        .cpu
+        .usage
+        .total
+        .map(secs)
+        .unwrap_or_else(|| "unknown".into());
+    if let (Some(us), Some(sy)) = (u.cpu.usage.user, u.cpu.usage.kernel) {
+        cpu.push_str(&format!(" (user {}, system {})", secs(us), secs(sy)));
+    }
+    format!("cella: stats: peak memory {peak}, CPU time {cpu}, OOM kills {oom}")
 }
 
 fn volume_mount(v: &str) -> Result<Value> {
@@ -711,6 +737,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("SCMP_ACT_FOO"), "{e}");
+    }
+
+    #[test]
+    fn stats_summary() {
+        let mut u = cella_core::resources::StatsData::default();
+        u.memory.usage.max = Some(3 << 19);
+        u.cpu.usage.total = Some(1_250_000_000);
+        u.cpu.usage.user = Some(1_000_000_000);
+        u.cpu.usage.kernel = Some(250_000_000);
+        assert_eq!(stats_line(&u, 2), "cella: stats: peak memory 1.5 MiB, CPU time 1.25 s (user 1.00 s, system 0.25 s), OOM kills 2");
+        let e = stats_line(&cella_core::resources::StatsData::default(), 0);
+        assert!(
+            e.contains("peak memory unknown") && e.contains("CPU time unknown"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -143,6 +143,22 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Change the resource limits of a container while it runs.
+    Update(crate::resources_cmd::UpdateArgs),
+    /// Print resource statistics and OOM events of a container as JSON lines.
+    Events {
+        /// Print one statistics snapshot and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between statistics records (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
+        interval: String,
+        id: String,
+    },
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(crate::criu_cmd::CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(crate::criu_cmd::RestoreArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -372,6 +388,14 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
             container::resume(&root, &id)?;
             Ok(0)
         }
+        Cmd::Update(a) => crate::resources_cmd::update(&root, &a),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => crate::resources_cmd::events(&root, &id, stats, &interval),
+        Cmd::Checkpoint(a) => crate::criu_cmd::checkpoint(&root, a),
+        Cmd::Restore(a) => crate::criu_cmd::restore(&root, a),
     }
 }
 
@@ -445,9 +469,13 @@ fn create(root: &StateRoot, a: CreateArgs, mode: Mode_) -> Result<container::Cre
 /// signals, and exit with its status; then the container is deleted unless --keep.
 fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32> {
     let sigfd = crate::foreground::SignalFd::new()?;
-    let terminal = cella_core::spec::load_bundle(&a.bundle)
-        .ok()
-        .and_then(|c| c.spec.process().as_ref().and_then(|p| p.terminal()))
+    cella_core::id::validate(&a.id)?;
+    let config = cella_core::spec::load_bundle(&a.bundle)?;
+    let terminal = config
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
         .unwrap_or(false);
     let mut own_console = None;
     if terminal && a.console_socket.is_none() {
@@ -459,14 +487,13 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         )?;
         own_console = Some((ours, theirs));
     }
-    let id = a.id.clone();
     let console_socket = match (&a.console_socket, own_console.as_mut()) {
         (Some(p), _) => Some(connect_console(p)?),
         (None, Some((_, theirs))) => Some(theirs.try_clone()?),
         _ => None,
     };
     a.console_socket = None;
-    let mut c = container::create(
+    let mut c = container::create_from_config(
         root,
         CreateOptions {
             id: a.id,
@@ -478,6 +505,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
             no_new_keyring: a.no_new_keyring,
             mode: Mode_::Foreground,
         },
+        config,
     )?;
     let pty = match own_console {
         Some((ours, theirs)) => {
@@ -493,7 +521,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         Err(e) => Err(e.into()),
     };
     if !keep {
-        container::delete(root, &id, true)?;
+        c.delete(root)?;
     }
     code
 }

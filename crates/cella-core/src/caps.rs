@@ -17,8 +17,14 @@ pub struct CapSets {
     pub ambient: CapsHashSet,
 }
 
+/// The capabilities this kernel knows (probed once: each probe is a prctl per capability).
+fn supported() -> &'static HashSet<Cap> {
+    static SUPPORTED: std::sync::OnceLock<HashSet<Cap>> = std::sync::OnceLock::new();
+    SUPPORTED.get_or_init(caps::runtime::thread_all_supported)
+}
+
 fn convert(field: &str, set: &Option<Capabilities>) -> Result<CapsHashSet> {
-    let supported: HashSet<Cap> = caps::runtime::thread_all_supported();
+    let supported = supported();
     let mut out = CapsHashSet::new();
     for c in set.iter().flatten() {
         let name = serde_json::to_value(c)
@@ -55,7 +61,7 @@ impl CapSets {
     /// Drop from the bounding set everything not listed. Needs CAP_SETPCAP, so it runs
     /// before the switch to the container user.
     pub fn apply_bounding(&self) -> Result<()> {
-        for cap in caps::runtime::thread_all_supported() {
+        for &cap in supported() {
             if !self.bounding.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
                     Error::Init(format!("dropping {cap} from the bounding set: {e}"))

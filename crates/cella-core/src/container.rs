@@ -187,7 +187,6 @@ pub fn create_from_config(
             .collect(),
         cgroup_path: String::new(),
         cgroup_created: Vec::new(),
-        started: false,
     };
     let cg_path = CgroupPath::resolve(
         linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
@@ -369,13 +368,15 @@ pub fn create_from_config(
     if let Some(pf) = &opts.pid_file {
         state::write_atomic(pf, pid.to_string().as_bytes())?;
     }
+    if opts.mode == Mode_::Detached {
+        parent_end.send(&Msg::Commit)?;
+        parent_end.expect(Msg::Committed)?;
+    }
     let cgroup = undo.cgroup.take().expect("set above");
     undo.armed = false;
     let dir_opt;
     let chan = match opts.mode {
         Mode_::Detached => {
-            parent_end.send(&Msg::Commit)?;
-            parent_end.expect(Msg::Committed)?;
             dir_opt = None;
             None
         }
@@ -559,16 +560,37 @@ impl Created {
             Some((Msg::Error(e), _)) => return Err(Error::Init(e)),
             Some((m, _)) => return Err(Error::Init(format!("protocol error: unexpected {m:?}"))),
         }
-        if let Some(dir) = &self.dir {
-            let mut rec = dir.read()?;
-            rec.started = true;
-            dir.write(&rec)?;
-        }
         let state = state_json_for_hooks(&self.id, self.pid, "running", &self.config);
         if let Some(h) = self.config.spec.hooks() {
             hooks::run_all("poststart", h.poststart().as_ref(), &state)?;
         }
         Ok(())
+    }
+
+    /// Delete a foreground container once its process has been waited for: the same as
+    /// [`delete`] with --force, without reading back what this process already holds.
+    pub fn delete(self, root: &StateRoot) -> Result<()> {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        let mut problems = Vec::new();
+        if let Err(e) = self.cgroup.destroy() {
+            problems.push(e.to_string());
+        }
+        drop(self.dir);
+        if let Err(e) = std::fs::remove_dir_all(root.dir_of(&self.id)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                problems.push(format!("removing state dir: {e}"));
+            }
+        }
+        run_poststop(&self.id, self.pid, &self.config);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Init(format!(
+                "deleting container {:?}: {}",
+                self.id,
+                problems.join("; ")
+            )))
+        }
     }
 
     /// The container's cgroup.
@@ -667,7 +689,7 @@ pub fn list(root: &StateRoot) -> Result<Vec<StateReport>> {
 /// `start ID`: release a created container's init.
 pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     let dir = root.open(id)?;
-    let mut rec = dir.read()?;
+    let rec = dir.read()?;
     let status = status_of(&dir, &rec);
     if status != Status::Created {
         return Err(Error::BadStatus {
@@ -678,17 +700,18 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     }
     let config = dir.read_config()?;
     let fifo = dir.fifo_path();
+    // The pidfd first: once the fifo is open the program may run and exit at once.
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     let rd = rustix::fs::open(
         &fifo,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .ctx(|| format!("opening {}", fifo.display()))?;
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(rec.pid).expect("pid > 0"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .ctx(|| format!("pidfd_open({})", rec.pid))?;
     // Wait for the init's "0" (it opens the fifo for writing as soon as we hold the read end),
     // then for EOF, which comes when exec closes its O_CLOEXEC write end.
     let mut got = Vec::new();
@@ -718,7 +741,14 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             tv_nsec: 50_000_000,
         };
         let _ = rustix::event::poll(&mut fds, Some(&ts));
-        if fds[1].revents().contains(rustix::event::PollFlags::IN) && fds[0].revents().is_empty() {
+        let init_gone = fds[1].revents().contains(rustix::event::PollFlags::IN);
+        if init_gone && got.is_empty() {
+            if let Ok(n) = rustix::io::read(&rd, &mut buf) {
+                if n > 0 {
+                    got.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+            }
             let _ = std::fs::remove_file(&fifo);
             return Err(Error::Init(format!(
                 "container {id:?} init exited before it could be started"
@@ -732,8 +762,6 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             String::from_utf8_lossy(&got[1..]).trim().to_string(),
         ));
     }
-    rec.started = true;
-    dir.write(&rec)?;
     let cfg = Config {
         rootfs: rec.rootfs.clone(),
         bundle: rec.bundle.clone(),
@@ -838,21 +866,13 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         problems.push(e.to_string());
     }
     if let Some(spec) = config {
-        if let Some(h) = spec.hooks().clone() {
-            let cfg = Config {
-                spec,
-                bundle,
-                rootfs,
-                mounts: Vec::new(),
-            };
-            let state = state_json_for_hooks(id, pid, "stopped", &cfg);
-            // The spec: a failing poststop hook is logged, the rest still run.
-            for (i, hook) in h.poststop().iter().flatten().enumerate() {
-                if let Err(e) = hooks::run("poststop", i, hook, &state) {
-                    eprintln!("cella: warning: {e}");
-                }
-            }
-        }
+        let cfg = Config {
+            spec,
+            bundle,
+            rootfs,
+            mounts: Vec::new(),
+        };
+        run_poststop(id, pid, &cfg);
     }
     if problems.is_empty() {
         Ok(())
@@ -861,6 +881,17 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             "deleting container {id:?}: {}",
             problems.join("; ")
         )))
+    }
+}
+
+/// Poststop hooks: a failing one is reported as a warning and the rest still run (the spec).
+fn run_poststop(id: &str, pid: i32, cfg: &Config) {
+    let Some(h) = cfg.spec.hooks() else { return };
+    let state = state_json_for_hooks(id, pid, "stopped", cfg);
+    for (i, hook) in h.poststop().iter().flatten().enumerate() {
+        if let Err(e) = hooks::run("poststop", i, hook, &state) {
+            eprintln!("cella: warning: {e}");
+        }
     }
 }
 
@@ -922,7 +953,8 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
 }
 
 /// The device-cgroup rules to apply: the spec's, then allow rules for the devices every
-/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null).
+/// container gets and the ones the spec creates (so a spec's "deny all" keeps /dev/null;
+/// a created device that a spec rule names is only allowed to be made, see below).
 pub fn effective_resources(
     linux: &oci_spec::runtime::Linux,
 ) -> Option<oci_spec::runtime::LinuxResources> {
@@ -932,29 +964,63 @@ pub fn effective_resources(
     if rules.is_empty() {
         return Some(r);
     }
-    let mut allow = |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| {
+    // A device the spec creates is allowed too, unless a rule of the spec names exactly that
+    // device: then the spec decides whether it may be read and written (e.g. a /dev/kmsg that
+    // must not be readable), and only mknod is allowed, so that the init can create it.
+    let named: Vec<(LinuxDeviceType, i64, i64)> = rules
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.typ().unwrap_or(LinuxDeviceType::A),
+                d.major()?,
+                d.minor()?,
+            ))
+        })
+        .collect();
+    // As runc: mknod of any node is allowed (opening it is still filtered by the rules).
+    for t in [LinuxDeviceType::C, LinuxDeviceType::B] {
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
         d.set_typ(Some(t));
-        d.set_major(maj);
-        d.set_minor(min);
-        d.set_access(Some("rwm".to_string()));
+        d.set_access(Some("m".to_string()));
         rules.push(d);
-    };
+    }
+    let mut allow_access =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, access: &str| {
+            let mut d = LinuxDeviceCgroup::default();
+            d.set_allow(true);
+            d.set_typ(Some(t));
+            d.set_major(maj);
+            d.set_minor(min);
+            d.set_access(Some(access.to_string()));
+            rules.push(d);
+        };
+    let mut allow =
+        |t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>| allow_access(t, maj, min, "rwm");
+    // As runc: the default devices, the pty devices and /dev/net/tun. Not the host's
+    // console (5:1): /dev/console in a container is a bind of its pty.
     for (_, maj, min) in crate::rootfs::default_devices() {
         allow(LinuxDeviceType::C, Some(maj as i64), Some(min as i64));
     }
-    allow(LinuxDeviceType::C, Some(5), Some(1)); // /dev/console
     allow(LinuxDeviceType::C, Some(5), Some(2)); // /dev/ptmx
     allow(LinuxDeviceType::C, Some(136), None); // /dev/pts/*
+    allow(LinuxDeviceType::C, Some(10), Some(200)); // /dev/net/tun
     for d in linux.devices().iter().flatten() {
         let t = if d.typ() == LinuxDeviceType::U {
             LinuxDeviceType::C
         } else {
             d.typ()
         };
+        let explicit = named.iter().any(|(nt, ma, mi)| {
+            (*nt == t || *nt == LinuxDeviceType::A) && *ma == d.major() && *mi == d.minor()
+        });
         if t != LinuxDeviceType::P {
-            allow(t, Some(d.major()), Some(d.minor()));
+            allow_access(
+                t,
+                Some(d.major()),
+                Some(d.minor()),
+                if explicit { "m" } else { "rwm" },
+            );
         }
     }
     r.set_devices(Some(rules));

@@ -176,7 +176,7 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<Execed> {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            let _ = child_end.send(&Msg::Error(e.to_string()));
+            let _ = child_end.report_and_linger(e.to_string());
             sys::exit_now(127)
         }
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),

@@ -60,7 +60,7 @@ pub fn run(args: InitArgs<'_>, chan: Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => {
             // After Commit nobody reads the channel; then stderr is all the user has.
-            if chan.send(&Msg::Error(e.to_string())).is_err() {
+            if chan.report_and_linger(e.to_string()).is_err() {
                 let _ =
                     rustix::io::write(rustix::stdio::stderr(), format!("cella: {e}\n").as_bytes());
             }

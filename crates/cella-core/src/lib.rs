@@ -5,6 +5,8 @@
 //! - [`spec`]: load and validate config.json; [`mounts`]: parse mount entries;
 //! - [`state`]: the per-container state directory; [`id`]: container id rules;
 //! - [`container`]: create/start/state/kill/delete in the runtime process;
+//! - [`resources`]: update, statistics and OOM events of an existing container;
+//! - [`checkpoint`]: what `checkpoint`/`restore` need besides CRIU (external mounts, restore state);
 //! - [`init`]: the cloned child that builds the container and execs the program;
 //! - [`rootfs`], [`resolve`]: mounts and path resolution inside the rootfs through fds;
 //! - [`process`], [`caps`], [`lsm`], [`console`]: process attributes applied by the init;
@@ -13,6 +15,7 @@
 //!   and raw system calls.
 
 pub mod caps;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod error;
@@ -24,6 +27,7 @@ pub mod lsm;
 pub mod mounts;
 pub mod process;
 pub mod resolve;
+pub mod resources;
 pub mod rootfs;
 pub mod sealed;
 pub mod signal;

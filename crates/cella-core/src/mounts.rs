@@ -247,12 +247,13 @@ pub fn propagation_from_name(o: &str) -> Option<(u64, bool)> {
 
 /// Whether /proc/filesystems lists `fstype`.
 fn filesystem_known(fstype: &str) -> bool {
-    match std::fs::read_to_string("/proc/filesystems") {
-        Ok(s) => s
+    static FILESYSTEMS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match FILESYSTEMS.get_or_init(|| std::fs::read_to_string("/proc/filesystems").ok()) {
+        Some(s) => s
             .lines()
             .any(|l| l.split_whitespace().last() == Some(fstype)),
         // Without /proc/filesystems let the kernel decide at mount time.
-        Err(_) => true,
+        None => true,
     }
 }
 
@@ -327,14 +328,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("mounts[2].type") && e.contains("nosuchfs"),
+            e.starts_with("mounts[2] (/x).type") && e.contains("nosuchfs"),
             "{e}"
         );
         let e = plan(r#"{"destination":"/x","source":"/s","options":["bind","frobnicate"]}"#)
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("mounts[2].options") && e.contains("frobnicate"),
+            e.starts_with("mounts[2] (/x).options") && e.contains("frobnicate"),
             "{e}"
         );
         let e = plan(r#"{"destination":"/x","options":["bind"]}"#)

@@ -360,6 +360,13 @@ fn copy_tree(from: &OwnedFd, to: &OwnedFd) -> std::io::Result<()> {
         Mode::empty(),
     )?;
     let st = rustix::fs::fstat(&src)?;
+    // `to` is fsmount's O_PATH fd, which fchmod/fchown refuse (EBADF): reopen the root.
+    let to = &rustix::fs::openat(
+        to,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     rustix::fs::fchmod(to, Mode::from_raw_mode(st.st_mode & 0o7777))?;
     let _ = rustix::fs::fchown(
         to,

@@ -43,9 +43,6 @@ pub struct Record {
     /// Cgroup directories cella created (removed by delete).
     #[serde(default)]
     pub cgroup_created: Vec<PathBuf>,
-    /// Set when the container was started (the exec fifo is gone).
-    #[serde(default)]
-    pub started: bool,
 }
 
 /// The state root directory.
@@ -308,7 +305,6 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup_path: "/cella/c1".into(),
             cgroup_created: vec![],
-            started: false,
         };
         d.write(&rec).unwrap();
         assert_eq!(d.read().unwrap().pid, 1);

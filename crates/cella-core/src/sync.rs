@@ -144,6 +144,15 @@ impl Channel {
         }
     }
 
+    /// Report a fatal error to the other side and wait until it has gone (reads and drops
+    /// anything it still sends). Exiting with unread messages queued would make the other
+    /// side's read fail with ECONNRESET instead of returning our error.
+    pub fn report_and_linger(&self, message: String) -> Result<()> {
+        self.send(&Msg::Error(message))?;
+        while let Ok(Some(_)) = self.recv() {}
+        Ok(())
+    }
+
     /// The raw fd (for poll).
     pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
