@@ -73,6 +73,18 @@ impl Drop for SignalFd {
     }
 }
 
+/// A connected pair (ours, theirs) standing in for --console-socket when we proxy the
+/// container's terminal ourselves: `theirs` goes to the init, the pty master comes back on
+/// `ours`.
+pub fn console_pair() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
 /// Receive the pty master the init sends over our end of the console socketpair.
 pub fn recv_pty_master(sock: BorrowedFd<'_>) -> anyhow::Result<OwnedFd> {
     let mut buf = [0u8; 4096];

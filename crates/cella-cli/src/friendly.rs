@@ -365,12 +365,7 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
 
     let sigfd = crate::foreground::SignalFd::new()?;
     let console = if a.tty {
-        Some(rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )?)
+        Some(crate::foreground::console_pair()?)
     } else {
         None
     };

@@ -479,12 +479,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
         .unwrap_or(false);
     let mut own_console = None;
     if terminal && a.console_socket.is_none() {
-        let (ours, theirs) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let (ours, theirs) = crate::foreground::console_pair()?;
         own_console = Some((ours, theirs));
     }
     let console_socket = match (&a.console_socket, own_console.as_mut()) {
@@ -623,12 +618,7 @@ fn exec(root: &StateRoot, a: ExecArgs) -> Result<i32> {
     let console_socket = match (&a.console_socket, terminal) {
         (Some(p), _) => Some(connect_console(p)?),
         (None, true) if !a.detach => {
-            let (ours, theirs) = rustix::net::socketpair(
-                rustix::net::AddressFamily::UNIX,
-                rustix::net::SocketType::STREAM,
-                rustix::net::SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let (ours, theirs) = crate::foreground::console_pair()?;
             own = Some(ours);
             Some(theirs)
         }
