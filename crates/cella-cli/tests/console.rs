@@ -171,3 +171,55 @@ fn pty_master_is_a_terminal_fd() {
     );
     read_all(&master);
 }
+
+/// The image's /dev/console is an absolute symlink to a host file and the image's own /dev is
+/// used (no tmpfs on /dev): the pty must be bound inside the rootfs, never onto the host file
+/// (CVE-2025-52565 class).
+///
+/// Defense: the init binds the pty onto an fd from `resolve::mkdir_all_open` (openat2
+/// RESOLVE_IN_ROOT). Switch it off by making `resolve::open_in_root` use
+/// `ResolveFlags::empty()`: the canary becomes a mount point in the init's mount namespace
+/// (the createRuntime hook below records it) and the container's /dev/console is not the pty.
+#[test]
+fn console_symlink_in_image_cannot_reach_the_host() {
+    let Some(env) = Env::new() else { return };
+    let canary = env.scratch("console-canary").join("console");
+    std::fs::write(&canary, "canary").unwrap();
+    let mut b = env.bundle();
+    b.config_mut()["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/dev");
+    let dev = b.rootfs().join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    let _ = std::fs::remove_file(dev.join("console"));
+    std::os::unix::fs::symlink(&canary, dev.join("console")).unwrap();
+    // The hook runs after the pty is bound: it copies the init's mount table for the check.
+    let seen = env.tmp.join("init-mountinfo");
+    b.config_mut()["hooks"] = json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); cat /proc/$pid/mountinfo > {}",
+            seen.display()
+        )]
+    }]});
+    b.sh("ls -l /dev/console; tty");
+    let master = start_with_console(&env, &mut b);
+    let out = read_all(&master);
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary");
+    assert!(
+        mounts_under(canary.parent().unwrap()).is_empty(),
+        "a mount on the host canary"
+    );
+    let init_mounts = std::fs::read_to_string(&seen).expect("the hook saw the init's mounts");
+    assert!(
+        !init_mounts.contains(canary.to_str().unwrap()),
+        "the pty was bound onto the host canary in the init's mount namespace:\n{init_mounts}"
+    );
+    assert!(
+        out.contains("/dev/pts/"),
+        "the container's terminal is its pty: {out}"
+    );
+    env.rt(&["delete", "--force", &b.id]).ok();
+    env.assert_no_leaks(&b);
+}
