@@ -976,6 +976,80 @@ fn concurrent_create_and_delete_of_one_id() {
     }
 }
 
+/// Two `start`s of one created container at once: exactly one starts it; the other is told,
+/// promptly, that the container is already running.
+///
+/// Defense: every command that changes a container holds an exclusive flock on its state
+/// dir (state.rs), so the second `start` waits for the first and then sees "running". A
+/// startContainer hook that sleeps keeps the first `start` inside its critical section
+/// (the fifo still exists) for a second. Switch it off by skipping the `flock` call in
+/// `ContainerDir::lock_with`: the second `start` also finds the container "created", opens
+/// the fifo, gets no byte (the first took it) and waits until its 60 s limit, so this test
+/// fails on its 20 s bound.
+#[test]
+fn concurrent_starts_of_one_container() {
+    let Some(env) = Env::new() else { return };
+    let mut b = env.bundle();
+    b.args(&["sleep", "100"]);
+    b.config_mut()["hooks"] =
+        json!({"startContainer": [{"path": "/bin/sleep", "args": ["sleep", "1"]}]});
+    env.create(&b).ok();
+    let rt = runtime();
+    let t0 = std::time::Instant::now();
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let (rt, root, id, tmp) = (rt.clone(), env.root.clone(), b.id.clone(), env.tmp.clone());
+            std::thread::spawn(move || {
+                let errf = tmp.join(format!("start-{i}.stderr"));
+                let mut child = Command::new(&rt)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["start", &id])
+                    .current_dir(&tmp)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(fs::File::create(&errf).unwrap())
+                    .spawn()
+                    .unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                let status = loop {
+                    if let Some(st) = child.try_wait().unwrap() {
+                        break Some(st);
+                    }
+                    if std::time::Instant::now() > deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                (status, fs::read_to_string(&errf).unwrap_or_default())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (status, stderr) in &results {
+        assert!(status.is_some(), "a start hung for 20 s: {stderr}");
+    }
+    let ok = results
+        .iter()
+        .filter(|(s, _)| s.is_some_and(|s| s.success()))
+        .count();
+    assert_eq!(ok, 1, "exactly one start succeeds: {results:?}");
+    let (_, loser) = results
+        .iter()
+        .find(|(s, _)| !s.is_some_and(|s| s.success()))
+        .unwrap();
+    assert!(
+        loser.contains("running"),
+        "the other start says the container is running: {loser}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert_eq!(env.status(&b.id), "running");
+    env.rt(&["delete", "--force", &b.id]).ok();
+    env.assert_no_leaks(&b);
+}
+
 /// The runtime is killed with SIGKILL during create: at a known moment (inside a
 /// createRuntime hook that waits) and at random moments. `delete --force` then leaves no
 /// process (init or hook), mount, state dir or cgroup directory.
