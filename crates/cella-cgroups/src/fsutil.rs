@@ -307,6 +307,24 @@ pub(crate) fn signal_all(pids: &[i32], sig: i32, dir: &Path) -> Result<(), Error
     Error::collect(errors)
 }
 
+/// Remove the cgroup `dir` with every sub-cgroup below it (deepest first), retrying while
+/// the kernel still reports them busy; failures are added to `errors` and the rest goes on.
+pub(crate) fn remove_tree(dir: &Path, timeout: Duration, errors: &mut Vec<Error>) {
+    match descendants_deepest_first(dir) {
+        Ok(children) => {
+            for c in children {
+                if let Err(e) = rmdir_retry(&c, timeout) {
+                    errors.push(e);
+                }
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    if let Err(e) = rmdir_retry(dir, timeout) {
+        errors.push(e);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -849,19 +849,7 @@ impl CgroupManager for V1Manager {
             }
         }
         for h in self.all() {
-            match fsutil::descendants_deepest_first(&h.dir) {
-                Ok(children) => {
-                    for c in children {
-                        if let Err(e) = fsutil::rmdir_retry(&c, RMDIR_TIMEOUT) {
-                            errors.push(e);
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-            if let Err(e) = fsutil::rmdir_retry(&h.dir, RMDIR_TIMEOUT) {
-                errors.push(e);
-            }
+            fsutil::remove_tree(&h.dir, RMDIR_TIMEOUT, &mut errors);
         }
         remove_created_parents(&self.created, &mut errors);
         Error::collect(errors)

@@ -573,19 +573,7 @@ impl CgroupManager for V2Manager {
                 Ok(_) => {}
                 Err(e) => errors.push(e),
             }
-            match fsutil::descendants_deepest_first(&self.dir) {
-                Ok(children) => {
-                    for c in children {
-                        if let Err(e) = fsutil::rmdir_retry(&c, RMDIR_TIMEOUT) {
-                            errors.push(e);
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-            if let Err(e) = fsutil::rmdir_retry(&self.dir, RMDIR_TIMEOUT) {
-                errors.push(e);
-            }
+            fsutil::remove_tree(&self.dir, RMDIR_TIMEOUT, &mut errors);
         }
         remove_created_parents(&self.created, &mut errors);
         Error::collect(errors)
