@@ -239,22 +239,35 @@ pub(crate) fn mkdir_all(stop: &Path, dir: &Path) -> Result<Vec<PathBuf>, Error> 
         path: dir.into(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "not below the cgroup mount"),
     })?;
-    let mut cur = stop.to_path_buf();
     let mut created = Vec::new();
-    for comp in rel.components() {
-        cur.push(comp);
-        match std::fs::create_dir(&cur) {
-            Ok(()) => created.push(cur.clone()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(Error::Mkdir {
-                    path: cur.clone(),
-                    source,
-                })
+    // A shared parent can be removed by another container's teardown between our mkdir of
+    // it (EEXIST) and our mkdir below it (ENOENT): start again from the top a few times.
+    let mut attempts = 0;
+    'again: loop {
+        let mut cur = stop.to_path_buf();
+        for comp in rel.components() {
+            cur.push(comp);
+            match std::fs::create_dir(&cur) {
+                Ok(()) => {
+                    if !created.contains(&cur) {
+                        created.push(cur.clone());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                    continue 'again;
+                }
+                Err(source) => {
+                    return Err(Error::Mkdir {
+                        path: cur.clone(),
+                        source,
+                    })
+                }
             }
         }
+        return Ok(created);
     }
-    Ok(created)
 }
 
 /// Poll `cond` every 5 ms (then 20 ms) until it holds or `timeout` passes.

@@ -702,8 +702,15 @@ impl CgroupManager for V1Manager {
                 let made = fsutil::mkdir_all(&h.mount.mount_point, &h.dir)?;
                 made_now.extend(made.iter().cloned());
                 if h.mount.has("cpuset") {
-                    for d in &made {
-                        init_cpuset(d)?;
+                    // Every level, not only the ones made here: a parent another runtime
+                    // created a moment ago may still have empty cpus/mems, and a child
+                    // copied from it could never take a task (ENOSPC).
+                    if let Ok(rel) = h.dir.strip_prefix(&h.mount.mount_point) {
+                        let mut d = h.mount.mount_point.clone();
+                        for comp in rel.components() {
+                            d.push(comp);
+                            init_cpuset(&d)?;
+                        }
                     }
                 }
             }
