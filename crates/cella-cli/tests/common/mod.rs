@@ -674,13 +674,6 @@ impl Drop for Env {
                 remove_cgroup(&dir);
             }
         }
-        // The shared parent of every test's cgroup goes when the last test using it is done
-        // (runc never removes parents; rmdir fails harmlessly while another test uses it).
-        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
-            for h in rd.flatten() {
-                let _ = fs::remove_dir(h.path().join("cella-test"));
-            }
-        }
         let mut mounts = mounts_under(&self.tmp);
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in &mounts {
