@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use cella_core::container::{self, CreateOptions, Mode_};
+use cella_core::container::{self, CreateMode, CreateOptions};
 use cella_core::state::StateRoot;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
@@ -396,7 +396,7 @@ fn run(root: &StateRoot, a: RunArgs) -> Result<i32> {
             preserve_fds: 0,
             no_pivot: false,
             no_new_keyring: false,
-            mode: Mode_::Foreground,
+            mode: CreateMode::Foreground,
         },
         config,
     );

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cella_core::container::{self, CreateOptions, Mode_};
+use cella_core::container::{self, CreateMode, CreateOptions};
 use cella_core::state::StateRoot;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -290,7 +290,7 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
     log.debug(&format!("command: {cmd:?}"));
     match cmd {
         Cmd::Create(a) => {
-            create(&root, a, Mode_::Detached)?;
+            create(&root, a, CreateMode::Detached)?;
             Ok(0)
         }
         Cmd::Start { id } => {
@@ -304,7 +304,7 @@ fn run(cli: Cli, log: &mut Log) -> Result<i32> {
         } => {
             if detach {
                 let id = a.id.clone();
-                create(&root, a, Mode_::Detached)?;
+                create(&root, a, CreateMode::Detached)?;
                 container::start(&root, &id)?;
                 return Ok(0);
             }
@@ -444,7 +444,7 @@ fn connect_console(path: &std::path::Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(s))
 }
 
-fn create(root: &StateRoot, a: CreateArgs, mode: Mode_) -> Result<container::Created> {
+fn create(root: &StateRoot, a: CreateArgs, mode: CreateMode) -> Result<container::Created> {
     let console_socket = match &a.console_socket {
         Some(p) => Some(connect_console(p)?),
         None => None,
@@ -498,7 +498,7 @@ fn run_foreground(root: &StateRoot, mut a: CreateArgs, keep: bool) -> Result<i32
             preserve_fds: a.preserve_fds,
             no_pivot: a.no_pivot,
             no_new_keyring: a.no_new_keyring,
-            mode: Mode_::Foreground,
+            mode: CreateMode::Foreground,
         },
         config,
     )?;

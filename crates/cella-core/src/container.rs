@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cella_cgroups::{CgroupManager, CgroupPath, Layout};
@@ -21,7 +21,7 @@ use crate::{hooks, sys};
 
 /// How `create` leaves the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode_ {
+pub enum CreateMode {
     /// Blocked on the exec fifo until `start` (runc create).
     Detached,
     /// Waiting on the channel; the caller starts and waits for it (run in the foreground).
@@ -39,7 +39,7 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub mode: Mode_,
+    pub mode: CreateMode,
 }
 
 /// A container `create` made.
@@ -210,7 +210,7 @@ pub fn create_from_config(
     undo.cgroup = Some(cgroup);
 
     let gate = match opts.mode {
-        Mode_::Detached => {
+        CreateMode::Detached => {
             let fifo = dir.fifo_path();
             rustix::fs::mknodat(
                 rustix::fs::CWD,
@@ -229,7 +229,7 @@ pub fn create_from_config(
                     .ctx(|| format!("opening {}", fifo.display()))?,
             )
         }
-        Mode_::Foreground => Gate::Channel,
+        CreateMode::Foreground => Gate::Channel,
     };
 
     let mut join = Vec::new();
@@ -368,7 +368,7 @@ pub fn create_from_config(
     if let Some(pf) = &opts.pid_file {
         state::write_atomic(pf, pid.to_string().as_bytes())?;
     }
-    if opts.mode == Mode_::Detached {
+    if opts.mode == CreateMode::Detached {
         parent_end.send(&Msg::Commit)?;
         parent_end.expect(Msg::Committed)?;
     }
@@ -376,11 +376,11 @@ pub fn create_from_config(
     undo.armed = false;
     let dir_opt;
     let chan = match opts.mode {
-        Mode_::Detached => {
+        CreateMode::Detached => {
             dir_opt = None;
             None
         }
-        Mode_::Foreground => {
+        CreateMode::Foreground => {
             dir_opt = Some(dir);
             Some(parent_end)
         }
@@ -906,11 +906,6 @@ fn wait_gone(pid: i32, start: u64) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Path helpers for the CLI.
-pub fn bundle_default() -> PathBuf {
-    Path::new(".").to_path_buf()
 }
 
 /// Host pids of every process in the container (`ps`).

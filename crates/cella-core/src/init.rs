@@ -131,7 +131,7 @@ fn setup_and_exec(mut args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         .and_then(crate::mounts::propagation_from_name);
     let private = matches!(propagation, Some((p, _)) if p == sys::propagation::PRIVATE);
     let rootfd = rootfs::prepare(&cfg.rootfs, private)?;
-    let ctx = rootfs::Context_ {
+    let ctx = rootfs::MountContext {
         rootfd: rootfd.as_fd(),
         userns: ns.has(LinuxNamespaceType::User),
         cgroupns: ns.has(LinuxNamespaceType::Cgroup),

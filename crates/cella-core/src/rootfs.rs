@@ -26,7 +26,7 @@ use crate::sys::{self, attr};
 pub use cella_cgroups::ContainerCgroupMount as CgroupMount;
 
 /// Mount settings that apply to the whole rootfs build.
-pub struct Context_<'a> {
+pub struct MountContext<'a> {
     pub rootfd: BorrowedFd<'a>,
     /// The container has its own user namespace (no mknod, sysfs may need a bind).
     pub userns: bool,
@@ -102,7 +102,7 @@ fn errno(e: std::io::Error) -> Errno {
 }
 
 /// Carry out one spec mount.
-pub fn mount(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> Result<()> {
+pub fn mount(ctx: &MountContext<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> Result<()> {
     let dest = plan.destination.as_path();
     let what = || {
         format!(
@@ -259,7 +259,7 @@ fn new_fs(fstype: &str, plan: &MountPlan) -> Result<OwnedFd> {
 /// `type: cgroup` at a destination: on cgroup v2 one cgroup2 mount; on v1 a tmpfs holding a
 /// mount per hierarchy. Inside a cgroup namespace the hierarchies are fresh mounts (they show
 /// the container's subtree); without one, the container's own cgroup dirs are bound.
-fn mount_cgroups(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> Result<()> {
+fn mount_cgroups(ctx: &MountContext<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) -> Result<()> {
     let dest = plan.destination.as_path();
     let field = plan.field();
     let target = resolve::mkdir_all_open(ctx.rootfd, dest, Kind::Dir)?;
@@ -320,7 +320,12 @@ fn mount_cgroups(ctx: &Context_<'_>, plan: &MountPlan, cgroups: &[CgroupMount]) 
     Ok(())
 }
 
-fn cgroup_tree(ctx: &Context_<'_>, cg: &CgroupMount, attrs: u64, field: &str) -> Result<OwnedFd> {
+fn cgroup_tree(
+    ctx: &MountContext<'_>,
+    cg: &CgroupMount,
+    attrs: u64,
+    field: &str,
+) -> Result<OwnedFd> {
     if ctx.cgroupns {
         let fs = fsopen(cg.fstype.as_str(), FsOpenFlags::FSOPEN_CLOEXEC)
             .ctx(|| format!("{field}: opening {}", cg.fstype))?;
@@ -452,7 +457,7 @@ pub fn default_devices() -> Vec<(&'static str, u64, u64)> {
 }
 
 /// Create the default devices, the spec's devices and the /dev symlinks.
-pub fn setup_dev(ctx: &Context_<'_>, devices: &[LinuxDevice]) -> Result<()> {
+pub fn setup_dev(ctx: &MountContext<'_>, devices: &[LinuxDevice]) -> Result<()> {
     let mut all: Vec<(PathBuf, LinuxDeviceType, u64, u64, u32, u32, u32)> = Vec::new();
     for (name, maj, min) in default_devices() {
         let path = PathBuf::from("/dev").join(name);
@@ -508,7 +513,7 @@ pub fn setup_dev(ctx: &Context_<'_>, devices: &[LinuxDevice]) -> Result<()> {
 
 #[allow(clippy::too_many_arguments)]
 fn make_device(
-    ctx: &Context_<'_>,
+    ctx: &MountContext<'_>,
     path: &Path,
     typ: LinuxDeviceType,
     maj: u64,
