@@ -122,6 +122,14 @@ struct RunArgs {
 
 /// Entry point of `cella`.
 pub fn main() -> i32 {
+    // `run` starts a container: run it from a sealed copy of this binary (CVE-2019-5736).
+    // Decided before clap parses (see `cella_core::sealed::any_arg_is`).
+    if cella_core::sealed::any_arg_is(&["run"]) {
+        if let Err(e) = cella_core::sealed::ensure_sealed_exe() {
+            eprintln!("cella: {e}");
+            return 125;
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -132,13 +140,6 @@ pub fn main() -> i32 {
     if cli.version {
         print!("{}", crate::runc::version_text("cella"));
         return 0;
-    }
-    if matches!(cli.cmd, Some(Cmd::Run(_))) {
-        // `run` starts a container: run it from a sealed copy of this binary (CVE-2019-5736).
-        if let Err(e) = cella_core::sealed::ensure_sealed_exe() {
-            eprintln!("cella: {e}");
-            return 125;
-        }
     }
     let root = StateRoot::new(&cli.root);
     let r = match cli.cmd {

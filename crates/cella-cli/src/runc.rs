@@ -220,6 +220,17 @@ enum ListFormat {
 
 /// Entry point of `cella-runc`.
 pub fn main() -> i32 {
+    // Commands that start container processes run from a sealed copy of this binary, so no
+    // container process can ever reach the host's file (CVE-2019-5736). The others need not.
+    // Decided from the raw arguments, before clap builds its parser, so the arguments are
+    // parsed once (in the re-executed process); any argument spelling one of these commands
+    // counts, so a doubt re-executes rather than skips.
+    if cella_core::sealed::any_arg_is(&["create", "run", "exec"]) {
+        if let Err(e) = cella_core::sealed::ensure_sealed_exe() {
+            eprintln!("cella: {e}");
+            return 1;
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -227,17 +238,6 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    // Commands that start container processes run from a sealed copy of this binary, so no
-    // container process can ever reach the host's file (CVE-2019-5736). The others need not.
-    if matches!(
-        cli.cmd,
-        Some(Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_))
-    ) {
-        if let Err(e) = cella_core::sealed::ensure_sealed_exe() {
-            eprintln!("cella: {e}");
-            return 1;
-        }
-    }
     let mut log = match Log::new(
         cli.log.as_deref(),
         cli.log_format == LogFormat::Json,

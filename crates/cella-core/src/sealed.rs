@@ -49,6 +49,15 @@ pub fn running_sealed() -> bool {
         && matches!(rustix::fs::fstatvfs(&fd), Ok(v) if v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
+/// Whether any command-line argument (after the program name) is one of `words`. The CLIs use
+/// it to decide on the re-exec before parsing: a positional argument that happens to spell a
+/// command (a container named `run`) only costs a needless re-exec, never a skipped one.
+pub fn any_arg_is(words: &[&str]) -> bool {
+    std::env::args_os()
+        .skip(1)
+        .any(|a| words.iter().any(|w| a.as_bytes() == w.as_bytes()))
+}
+
 /// Re-exec this process from a sealed memfd copy of its binary, with the same arguments,
 /// environment and fds, unless it already runs from one. Returns `Ok(())` in the re-executed
 /// process; on success in the first process it does not return at all. Call it before any
