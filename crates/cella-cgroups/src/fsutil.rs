@@ -1,7 +1,8 @@
 //! Small helpers for reading and writing cgroup files with errors that
 //! name the file and the value.
 
-use std::io::{self, Write as _};
+use std::fs::File;
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,10 +36,34 @@ impl Write {
         self.verify = true;
         self
     }
+}
 
-    /// Perform the write (and the verification, if asked).
-    pub(crate) fn run(&self) -> Result<(), Error> {
-        write_file(&self.path, &self.value)?;
+/// Performs planned writes in order, keeping each file open for the next write to it (the
+/// ~11 device rules of a spec go to `devices.allow`/`devices.deny` through one open each;
+/// every value is still its own write(2), in the plan's order).
+#[derive(Default)]
+pub(crate) struct Writer {
+    open: Vec<(PathBuf, File)>,
+}
+
+impl Writer {
+    /// Perform one write (and the verification, if asked).
+    pub(crate) fn run(&mut self, w: &Write) -> Result<(), Error> {
+        let i = match self.open.iter().position(|(p, _)| *p == w.path) {
+            Some(i) => i,
+            None => {
+                self.open
+                    .push((w.path.clone(), open_for_write(&w.path, &w.value)?));
+                self.open.len() - 1
+            }
+        };
+        write_to(&mut self.open[i].1, &w.path, &w.value)?;
+        w.verify_back()
+    }
+}
+
+impl Write {
+    fn verify_back(&self) -> Result<(), Error> {
         if self.verify {
             let back = read_string(&self.path)?;
             let back = back.trim();
@@ -72,11 +97,33 @@ fn same_limit(written: &str, back: &str) -> bool {
     }
 }
 
-/// Read a whole file.
+/// Read a whole file: open and read(2) until the end, without the fstat std's
+/// `fs::read_to_string` does first (cgroup and proc files report size 0 anyway).
 pub(crate) fn read_string(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
+    read_small(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
+    })
+}
+
+/// Read a small pseudo-file (cgroup, proc) with plain read(2) calls.
+pub(crate) fn read_small(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
     })
 }
 
@@ -114,35 +161,47 @@ pub(crate) fn keyed_u64(path: &Path, key: &str) -> Result<Option<u64>, Error> {
 
 /// Write `value` to an existing file (never creates it), in one write(2).
 pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), Error> {
-    let wrap = |source: io::Error| {
-        let hint = match source.raw_os_error() {
-            Some(libc::ENOENT) => format!(
-                "; the file does not exist: the {:?} controller is not available for this cgroup \
+    let mut f = open_for_write(path, value)?;
+    write_to(&mut f, path, value)
+}
+
+/// The error of writing `value` to `path`, with a hint for the usual causes.
+fn write_error(path: &Path, value: &str, source: io::Error) -> Error {
+    let hint = match source.raw_os_error() {
+        Some(libc::ENOENT) => format!(
+            "; the file does not exist: the {:?} controller is not available for this cgroup \
                  (on cgroup v2 it must be enabled in the parent's cgroup.subtree_control)",
-                controller_of(path)
-            ),
-            Some(libc::EBUSY)
-                if path.ends_with("memory.limit_in_bytes") || path.ends_with("memory.max") =>
-            {
-                "; the cgroup's memory usage is above the new limit and could not be reclaimed"
-                    .into()
-            }
-            _ => String::new(),
-        };
-        Error::Write {
-            path: path.into(),
-            value: value.into(),
-            source,
-            hint,
+            controller_of(path)
+        ),
+        Some(libc::EBUSY)
+            if path.ends_with("memory.limit_in_bytes") || path.ends_with("memory.max") =>
+        {
+            "; the cgroup's memory usage is above the new limit and could not be reclaimed".into()
         }
+        _ => String::new(),
     };
+    Error::Write {
+        path: path.into(),
+        value: value.into(),
+        source,
+        hint,
+    }
+}
+
+/// Open an existing file for writing `value` (named in the error if it cannot be opened).
+fn open_for_write(path: &Path, value: &str) -> Result<File, Error> {
     // std opens with O_CLOEXEC.
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(path)
-        .map_err(wrap)?;
-    f.write_all(value.as_bytes()).map_err(wrap)
+        .map_err(|e| write_error(path, value, e))
+}
+
+/// Write `value` to the open file `f` (which is `path`).
+fn write_to(f: &mut File, path: &Path, value: &str) -> Result<(), Error> {
+    f.write_all(value.as_bytes())
+        .map_err(|e| write_error(path, value, e))
 }
 
 /// `memory` for `.../memory.max`, `cgroup` for `cgroup.procs`.
@@ -239,6 +298,19 @@ pub(crate) fn mkdir_all(stop: &Path, dir: &Path) -> Result<Vec<PathBuf>, Error> 
         path: dir.into(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "not below the cgroup mount"),
     })?;
+    // The usual case: the parents exist (the default parent `cella` is kept between
+    // containers), so one mkdir makes the container's directory.
+    match std::fs::create_dir(dir) {
+        Ok(()) => return Ok(vec![dir.to_path_buf()]),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::Mkdir {
+                path: dir.into(),
+                source,
+            })
+        }
+    }
     let mut created = Vec::new();
     // A shared parent can be removed by another container's teardown between our mkdir of
     // it (EEXIST) and our mkdir below it (ENOENT): start again from the top a few times.
@@ -320,9 +392,24 @@ pub(crate) fn signal_all(pids: &[i32], sig: i32, dir: &Path) -> Result<(), Error
     Error::collect(errors)
 }
 
+/// Try to remove the cgroup `dir` once: true if it is gone (removed now or missing), false
+/// if it could not be removed (busy: it still has processes or sub-cgroups; or any other
+/// error, which the caller's full removal reports).
+pub(crate) fn rmdir_if_unused(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
 /// Remove the cgroup `dir` with every sub-cgroup below it (deepest first), retrying while
 /// the kernel still reports them busy; failures are added to `errors` and the rest goes on.
+/// A plain rmdir is tried first: only a cgroup that has sub-cgroups (or is still busy) is
+/// listed.
 pub(crate) fn remove_tree(dir: &Path, timeout: Duration, errors: &mut Vec<Error>) {
+    if rmdir_if_unused(dir) {
+        return;
+    }
     match descendants_deepest_first(dir) {
         Ok(children) => {
             for c in children {
@@ -382,6 +469,23 @@ mod tests {
     }
 
     #[test]
+    fn writer_keeps_a_file_open_for_its_next_write() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("devices.allow");
+        std::fs::write(&p, "old").unwrap();
+        let mut w = Writer::default();
+        w.run(&Write::new(p.clone(), "c 1:3 rwm", "f")).unwrap();
+        w.run(&Write::new(p.clone(), "|c 1:5 rwm", "f")).unwrap();
+        // one open (truncating once), two writes; on cgroupfs each write is one rule
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "c 1:3 rwm|c 1:5 rwm");
+        let e = w
+            .run(&Write::new(d.path().join("nope"), "1", "f"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope") && e.contains("\"1\""), "{e}");
+    }
+
+    #[test]
     fn mkdir_all_reports_created() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("a")).unwrap();
@@ -390,6 +494,12 @@ mod tests {
         assert!(mkdir_all(d.path(), &d.path().join("a/b/c"))
             .unwrap()
             .is_empty());
+        // parents present: just the leaf
+        assert_eq!(
+            mkdir_all(d.path(), &d.path().join("a/b/d")).unwrap(),
+            vec![d.path().join("a/b/d")]
+        );
+        std::fs::remove_dir(d.path().join("a/b/d")).unwrap();
         assert_eq!(
             descendants_deepest_first(&d.path().join("a")).unwrap(),
             vec![d.path().join("a/b/c"), d.path().join("a/b")]

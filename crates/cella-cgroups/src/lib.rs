@@ -97,8 +97,9 @@ pub struct ContainerCgroupMount {
 ///
 /// Object safe: the runtime holds a `Box<dyn CgroupManager>`.
 pub trait CgroupManager: std::fmt::Debug {
-    /// Create the cgroup directories. Remembers the directories it created
-    /// (parents included) for [`CgroupManager::destroy`].
+    /// Create the cgroup directories. Remembers the parents it created for
+    /// [`CgroupManager::destroy`], except the default path's parent `cella`, which is kept
+    /// between containers (see [`CgroupPath::is_default`]).
     fn create(&mut self) -> Result<(), Error>;
     /// Write the limits (before [`CgroupManager::add_pid`], and for `update`).
     fn apply(&self, r: &LinuxResources) -> Result<(), Error>;
@@ -122,10 +123,13 @@ pub trait CgroupManager: std::fmt::Debug {
     fn oom_kill_count(&self) -> Result<u64, Error>;
     /// Kill what is left, remove the cgroup (and its sub-cgroups), then the
     /// parents this driver created if they are empty. A missing cgroup is
-    /// not an error. All steps are tried; all failures are reported.
+    /// not an error. All steps are tried; all failures are reported. An empty
+    /// cgroup costs one rmdir per directory: processes are looked for only when
+    /// the kernel refuses it.
     fn destroy(&self) -> Result<(), Error>;
-    /// Directories created by [`CgroupManager::create`] (top-down), for the
-    /// runtime's state so that a later command can clean up.
+    /// Parents created by [`CgroupManager::create`] above the container's own
+    /// directories (top-down), for the runtime's state so that a later command can
+    /// remove them when empty. Empty for the default path.
     fn created_dirs(&self) -> Vec<PathBuf>;
     /// This container's cgroup directory in each hierarchy.
     fn dirs(&self) -> Vec<PathBuf>;

@@ -21,6 +21,9 @@ pub struct CgroupPath {
     /// For relative paths: `/proc/self/cgroup` at resolve time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     own: BTreeMap<String, String>,
+    /// Resolved from an absent `cgroupsPath` (`/cella/<id>`): only `create` uses it.
+    #[serde(skip)]
+    default: bool,
 }
 
 fn invalid(path: &str, reason: impl Into<String>) -> Error {
@@ -91,6 +94,7 @@ impl CgroupPath {
             return Ok(CgroupPath {
                 spec: default,
                 own: BTreeMap::new(),
+                default: true,
             });
         };
         if spec.is_empty() {
@@ -104,6 +108,7 @@ impl CgroupPath {
             return Ok(CgroupPath {
                 spec: spec.into(),
                 own: BTreeMap::new(),
+                default: false,
             });
         }
         if spec.split(':').count() == 3 {
@@ -113,7 +118,16 @@ impl CgroupPath {
         Ok(CgroupPath {
             spec: spec.into(),
             own,
+            default: false,
         })
+    }
+
+    /// Is this the default path `/cella/<id>` (no `cgroupsPath` in the spec)? Its parent
+    /// `/cella` is the runtime's own: created when missing and kept between containers
+    /// (removing it when empty only made the next container create it again), while the
+    /// parents an explicit `cgroupsPath` needed are removed with the container when empty.
+    pub fn is_default(&self) -> bool {
+        self.default
     }
 
     /// The path as given (absolute `/a/b` or relative `a/b`).
@@ -197,6 +211,10 @@ mod tests {
     fn default_path() {
         let p = CgroupPath::resolve_with_own(None, "web", BTreeMap::new()).unwrap();
         assert_eq!(p.as_str(), "/cella/web");
+        assert!(p.is_default());
+        let explicit =
+            CgroupPath::resolve_with_own(Some("/cella/web"), "web", BTreeMap::new()).unwrap();
+        assert!(!explicit.is_default());
         let mem = CgroupMount::v1("/sys/fs/cgroup/memory", &["memory"]);
         assert_eq!(
             p.dir_in(&mem).unwrap(),

@@ -814,23 +814,17 @@ fn create_and_destroy_in_temp_tree() {
     let mut m = crate::open_with(&mounts, Layout::Legacy, &p, Vec::new()).unwrap();
     m.create().unwrap();
     let created = m.created_dirs();
+    // the parents made here; the container's own directories are not listed (destroy
+    // always removes them)
     assert_eq!(
         created,
-        vec![
-            root.join("memory/cella/a"),
-            root.join("memory/cella/a/b"),
-            root.join("pids/cella/a"),
-            root.join("pids/cella/a/b"),
-        ]
+        vec![root.join("memory/cella/a"), root.join("pids/cella/a")]
     );
-    // a tmpfs dir has no cgroup.procs; give it an empty one so destroy sees no processes
-    std::fs::write(root.join("pids/cella/a/b/cgroup.procs"), "").unwrap();
-    std::fs::remove_file(root.join("pids/cella/a/b/cgroup.procs")).unwrap();
-    // a later command reopens with the persisted list and cleans up
+    // a later command reopens with the persisted list and cleans up; the container's dirs
+    // are empty, so they go with the first rmdir (tmpfs has no cgroup.procs to read)
     let again = crate::open_with(&mounts, Layout::Legacy, &p, created).unwrap();
-    let err = again.destroy();
-    // tmpfs is not cgroupfs: reading cgroup.procs fails, but the removal goes on
-    assert!(err.is_err());
+    again.destroy().unwrap();
+    assert!(!root.join("memory/cella/a/b").exists());
     assert!(!root.join("memory/cella/a").exists());
     assert!(!root.join("pids/cella/a").exists());
     assert!(
@@ -855,9 +849,66 @@ fn v2_create_enables_controllers_in_ancestors() {
         std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
         "+cpu +pids"
     );
-    assert_eq!(
-        m.created_dirs(),
-        vec![root.join("cella"), root.join("cella/t")]
-    );
+    assert_eq!(m.created_dirs(), vec![root.join("cella")]);
     assert!(crate::open_with(&mounts, Layout::Legacy, &path(), Vec::new()).is_err());
+}
+
+#[test]
+fn default_path_keeps_its_parent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir(root.join("memory")).unwrap();
+    let mounts = Mounts {
+        v1: vec![CgroupMount::v1(root.join("memory"), &["memory"])],
+        unified: Some(CgroupMount::v2(root.join("unified"))),
+    };
+    std::fs::create_dir(root.join("unified")).unwrap();
+    let p = CgroupPath::resolve_with_own(None, "a", BTreeMap::new()).unwrap();
+    for layout in [Layout::Legacy, Layout::Unified] {
+        let mut m = crate::open_with(&mounts, layout, &p, Vec::new()).unwrap();
+        m.create().unwrap();
+        // `cella` was made here, but it is the runtime's own parent: not recorded
+        assert!(m.created_dirs().is_empty(), "{layout:?}");
+        for d in m.dirs() {
+            assert!(d.is_dir());
+            // tmpfs is not cgroupfs: there is no cgroup.procs; the first rmdir removes it
+            m.destroy().unwrap();
+            assert!(!d.exists());
+            assert!(d.parent().unwrap().is_dir(), "the parent stays");
+        }
+    }
+}
+
+#[test]
+fn cpuset_is_copied_down_where_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("cpuset");
+    // `cella` exists with empty values (another runtime made it a moment ago)
+    std::fs::create_dir_all(root.join("cella")).unwrap();
+    for (dir, cpus, mems) in [(&root, "0-1\n", "0\n"), (&root.join("cella"), "", "")] {
+        std::fs::write(dir.join("cpuset.cpus"), cpus).unwrap();
+        std::fs::write(dir.join("cpuset.mems"), mems).unwrap();
+    }
+    let mounts = Mounts {
+        v1: vec![CgroupMount::v1(&root, &["cpuset"])],
+        unified: None,
+    };
+    let p = CgroupPath::resolve_with_own(Some("/cella/x/t"), "t", BTreeMap::new()).unwrap();
+    let mut m = crate::open_with(&mounts, Layout::Legacy, &p, Vec::new()).unwrap();
+    // a fresh tmpfs dir has no files; cgroupfs makes them empty
+    let leaf = root.join("cella/x/t");
+    for d in [root.join("cella/x"), leaf.clone()] {
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("cpuset.cpus"), "").unwrap();
+        std::fs::write(d.join("cpuset.mems"), "").unwrap();
+    }
+    std::fs::write(root.join("cella/x/cpuset.cpus"), "1\n").unwrap();
+    std::fs::write(root.join("cella/x/cpuset.mems"), "0\n").unwrap();
+    m.create().unwrap();
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+    // the empty parent got the root's values; a level that has its own keeps them
+    assert_eq!(read(root.join("cella/cpuset.cpus")), "0-1");
+    assert_eq!(read(root.join("cella/x/cpuset.cpus")), "1\n");
+    assert_eq!(read(leaf.join("cpuset.cpus")), "1");
+    assert_eq!(read(leaf.join("cpuset.mems")), "0");
 }

@@ -30,6 +30,8 @@ pub struct V1Manager {
     pub(crate) hiers: Vec<Hier>,
     unified: Option<Hier>,
     created: Vec<PathBuf>,
+    /// The default path: the parent `cella` is kept (see [`CgroupPath::is_default`]).
+    keep_parents: bool,
 }
 
 fn f(name: &str) -> String {
@@ -79,6 +81,7 @@ impl V1Manager {
             hiers,
             unified,
             created,
+            keep_parents: path.is_default(),
         })
     }
 
@@ -646,15 +649,39 @@ fn ancestors(mount_point: &Path, leaf: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Copy cpuset.cpus/mems from the parent into a new v1 cpuset cgroup when
-/// they are empty: the kernel refuses tasks in a cpuset without them.
-fn init_cpuset(dir: &Path) -> Result<(), Error> {
-    let parent = dir.parent().unwrap_or(dir);
+/// Give every cpuset cgroup from below the mount point down to `dir` its parent's
+/// cpuset.cpus/mems where they are empty: the kernel refuses tasks in a cpuset without them
+/// (ENOSPC). Every level is checked, not only the ones made here: a parent another runtime
+/// created a moment ago may still have empty cpus/mems, and a child copied from it could
+/// never take a task. Top-down, each value is read once: a level's value is what the next
+/// level copies, and a directory made just now (in `made`) is written without being read
+/// (it is empty, or holds its parent's value with `cgroup.clone_children`).
+fn init_cpuset(mount_point: &Path, dir: &Path, made: &[PathBuf]) -> Result<(), Error> {
+    let Ok(rel) = dir.strip_prefix(mount_point) else {
+        return Ok(());
+    };
     for file in ["cpuset.cpus", "cpuset.mems"] {
-        let mine = dir.join(file);
-        if fsutil::read_string(&mine)?.trim().is_empty() {
-            let theirs = fsutil::read_string(&parent.join(file))?;
-            fsutil::write_file(&mine, theirs.trim())?;
+        // The value of the level above `cur` when known (the mount point's is read only if
+        // a level below it needs it).
+        let mut above: Option<String> = None;
+        let mut cur = mount_point.to_path_buf();
+        for comp in rel.components() {
+            let parent = cur.clone();
+            cur.push(comp);
+            let mine = cur.join(file);
+            if !made.contains(&cur) {
+                let v = fsutil::read_string(&mine)?;
+                if !v.trim().is_empty() {
+                    above = Some(v);
+                    continue;
+                }
+            }
+            let v = match above.take() {
+                Some(v) => v,
+                None => fsutil::read_string(&parent.join(file))?,
+            };
+            fsutil::write_file(&mine, v.trim())?;
+            above = Some(v);
         }
     }
     Ok(())
@@ -702,23 +729,20 @@ impl CgroupManager for V1Manager {
                 let made = fsutil::mkdir_all(&h.mount.mount_point, &h.dir)?;
                 made_now.extend(made.iter().cloned());
                 if h.mount.has("cpuset") {
-                    // Every level, not only the ones made here: a parent another runtime
-                    // created a moment ago may still have empty cpus/mems, and a child
-                    // copied from it could never take a task (ENOSPC).
-                    if let Ok(rel) = h.dir.strip_prefix(&h.mount.mount_point) {
-                        let mut d = h.mount.mount_point.clone();
-                        for comp in rel.components() {
-                            d.push(comp);
-                            init_cpuset(&d)?;
-                        }
-                    }
+                    init_cpuset(&h.mount.mount_point, &h.dir, &made)?;
                 }
             }
             Ok(())
         })();
         match result {
             Ok(()) => {
-                self.created.extend(made_now);
+                // The container's own directories are always removed by destroy; record
+                // only the parents made here, and none for the default path.
+                if !self.keep_parents {
+                    let own = self.dirs();
+                    self.created
+                        .extend(made_now.into_iter().filter(|d| !own.contains(d)));
+                }
                 Ok(())
             }
             Err(e) => {
@@ -731,8 +755,9 @@ impl CgroupManager for V1Manager {
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), Error> {
+        let mut out = fsutil::Writer::default();
         for w in self.plan(r)? {
-            w.run()?;
+            out.run(&w)?;
         }
         Ok(())
     }
@@ -835,7 +860,12 @@ impl CgroupManager for V1Manager {
 
     fn destroy(&self) -> Result<(), Error> {
         let mut errors = Vec::new();
-        if self.procs_dir().exists() {
+        // The usual case: the container's processes are gone. The kernel refuses to remove
+        // a cgroup that has processes or sub-cgroups, so removing the directory that lists
+        // the processes is the check; only when it is busy are they listed and killed.
+        let top = self.procs_dir().to_path_buf();
+        let top_gone = fsutil::rmdir_if_unused(&top);
+        if !top_gone && top.exists() {
             let _ = self.thaw_if_frozen();
             match self.pids() {
                 Ok(p) if !p.is_empty() => {
@@ -856,9 +886,11 @@ impl CgroupManager for V1Manager {
             }
         }
         for h in self.all() {
-            fsutil::remove_tree(&h.dir, RMDIR_TIMEOUT, &mut errors);
+            if !(top_gone && h.dir == top) {
+                fsutil::remove_tree(&h.dir, RMDIR_TIMEOUT, &mut errors);
+            }
         }
-        remove_created_parents(&self.created, &mut errors);
+        remove_created_parents(&self.created, &self.dirs(), &mut errors);
         Error::collect(errors)
     }
 
@@ -921,9 +953,15 @@ impl V1Manager {
 }
 
 /// Remove the parents `create` made, deepest first, if they are empty now
-/// (another container may still use them: then they stay).
-pub(crate) fn remove_created_parents(created: &[PathBuf], errors: &mut Vec<Error>) {
-    for d in created.iter().rev() {
+/// (another container may still use them: then they stay). The container's own
+/// directories (`own`), which states written by earlier versions list too, were removed
+/// already and are skipped.
+pub(crate) fn remove_created_parents(
+    created: &[PathBuf],
+    own: &[PathBuf],
+    errors: &mut Vec<Error>,
+) {
+    for d in created.iter().rev().filter(|d| !own.contains(d)) {
         if let Err(source) = std::fs::remove_dir(d) {
             let benign = matches!(
                 source.raw_os_error(),

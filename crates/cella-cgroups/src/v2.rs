@@ -23,6 +23,8 @@ pub struct V2Manager {
     mount: CgroupMount,
     dir: PathBuf,
     created: Vec<PathBuf>,
+    /// The default path: the parent `cella` is kept (see [`CgroupPath::is_default`]).
+    keep_parents: bool,
 }
 
 fn f(name: &str) -> String {
@@ -57,6 +59,7 @@ impl V2Manager {
             dir: path.dir_in(&mount)?,
             mount,
             created,
+            keep_parents: path.is_default(),
         })
     }
 
@@ -458,14 +461,20 @@ impl CgroupManager for V2Manager {
     fn create(&mut self) -> Result<(), Error> {
         let made = fsutil::mkdir_all(&self.mount.mount_point, &self.dir)?;
         enable_v2_controllers(&self.mount.mount_point, &self.dir);
-        self.created.extend(made);
+        // The container's own directory is always removed by destroy; record only the
+        // parents made here, and none for the default path.
+        if !self.keep_parents {
+            self.created
+                .extend(made.into_iter().filter(|d| *d != self.dir));
+        }
         Ok(())
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), Error> {
         let plan = self.plan(r)?;
+        let mut out = fsutil::Writer::default();
         for w in &plan.writes {
-            w.run()?;
+            out.run(w)?;
         }
         if let Some(rules) = plan.devices {
             crate::bpf::install(&devices::program(&rules), &self.dir)?;
@@ -555,7 +564,9 @@ impl CgroupManager for V2Manager {
 
     fn destroy(&self) -> Result<(), Error> {
         let mut errors = Vec::new();
-        if self.dir.exists() {
+        // The usual case: the processes are gone and one rmdir removes the cgroup (the
+        // kernel refuses while it has processes or sub-cgroups: then they are killed).
+        if !fsutil::rmdir_if_unused(&self.dir) && self.dir.exists() {
             match self.pids() {
                 Ok(p) if !p.is_empty() => {
                     if let Err(e) = self.kill_all(libc::SIGKILL) {
@@ -575,7 +586,7 @@ impl CgroupManager for V2Manager {
             }
             fsutil::remove_tree(&self.dir, RMDIR_TIMEOUT, &mut errors);
         }
-        remove_created_parents(&self.created, &mut errors);
+        remove_created_parents(&self.created, std::slice::from_ref(&self.dir), &mut errors);
         Error::collect(errors)
     }
 

@@ -515,8 +515,9 @@ fn spec_writes_a_config_that_run_accepts() {
     cfg["process"]["terminal"] = json!(false);
     cfg["process"]["args"] = json!(["sh", "-c", "echo from-spec"]);
     fs::write(b.dir.join("config.json"), cfg.to_string()).unwrap();
-    // The spec has no cgroupsPath: the runtime picks one; track the usual default.
-    env.track(&b.id, &b.id);
+    // The spec has no cgroupsPath: the runtime uses /cella/<id> (the parent `cella` is
+    // kept between containers; the container's own directory must go).
+    env.track(&b.id, &format!("cella/{}", b.id));
     let out = env.rt(&["run", "--bundle", b.dir.to_str().unwrap(), &b.id]);
     out.ok();
     assert_eq!(out.stdout, "from-spec\n");

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cella_cgroups::{CgroupManager, CgroupPath, Layout};
+use cella_cgroups::{CgroupManager, CgroupPath};
 use oci_spec::runtime::Spec;
 
 use crate::container::effective_resources;
@@ -75,7 +75,8 @@ impl Restoring {
         let linux = spec_.linux().as_ref().expect("validated");
         let cg_path =
             CgroupPath::resolve(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?;
-        let cgroup = cella_cgroups::open(Layout::detect()?, &cg_path)?;
+        let (mounts, layout) = crate::container::host_cgroups()?;
+        let cgroup = cella_cgroups::open_with(mounts, layout, &cg_path, Vec::new())?;
         let record = Record {
             oci_version: spec::OCI_VERSION.to_string(),
             id: id.to_string(),
@@ -99,12 +100,15 @@ impl Restoring {
             record,
         };
         let dir = r.dir.as_ref().expect("set");
-        // Recorded before the cgroup exists, so `delete` can clean up after a crash.
-        dir.write(&r.record)?;
-        dir.write_config(spec_)?;
+        // Recorded before the cgroup exists, so `delete` can clean up after a crash (the
+        // same order and files as `create`).
+        dir.create_config(spec_, config.source.as_deref())?;
+        dir.write_new(&r.record)?;
         r.cgroup.create()?;
         r.record.cgroup_created = r.cgroup.created_dirs();
-        dir.write(&r.record)?;
+        if !r.record.cgroup_created.is_empty() {
+            dir.write(&r.record)?;
+        }
         if let Some(res) = effective_resources(linux) {
             r.cgroup.apply(&res)?;
         }

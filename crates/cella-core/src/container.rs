@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cella_cgroups::{CgroupManager, CgroupPath, Layout};
+use cella_cgroups::{CgroupManager, CgroupPath, Layout, Mounts};
 use oci_spec::runtime::LinuxNamespaceType;
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
@@ -193,15 +194,21 @@ pub fn create_from_config(
         &opts.id,
     )?;
     record.cgroup_path = cg_path.as_str().to_string();
-    // Recorded before anything exists, so a crash from here on can be cleaned by delete.
-    dir.write(&record)?;
-    dir.write_config(spec_)?;
+    // The spec's copy first (without state.json the directory is not a container yet), then
+    // the record, before anything else exists, so a crash from here on can be cleaned by
+    // delete.
+    dir.create_config(spec_, config.source.as_deref())?;
+    dir.write_new(&record)?;
 
-    let layout = Layout::detect()?;
-    let mut cgroup = cella_cgroups::open(layout, &cg_path)?;
+    let (mounts, layout) = host_cgroups()?;
+    let mut cgroup = cella_cgroups::open_with(mounts, layout, &cg_path, Vec::new())?;
     cgroup.create()?;
     record.cgroup_created = cgroup.created_dirs();
-    dir.write(&record)?;
+    // Only parents an explicit cgroupsPath needed are recorded (the container's own
+    // directories follow from cgroup_path): nothing to add for the default path.
+    if !record.cgroup_created.is_empty() {
+        dir.write(&record)?;
+    }
     if let Some(r) = effective_resources(linux) {
         cgroup.apply(&r)?;
     }
@@ -615,8 +622,8 @@ pub fn status_of(dir: &ContainerDir, rec: &Record) -> Status {
     if rec.pid <= 0 {
         return Status::Stopped;
     }
-    let alive = sys::process_start_time(rec.pid) == Some(rec.pid_start_time)
-        && !matches!(sys::process_state(rec.pid), Some('Z') | Some('X') | None);
+    let alive = matches!(sys::process_stat(rec.pid),
+        Some((state, start)) if start == rec.pid_start_time && !matches!(state, 'Z' | 'X'));
     if !alive {
         return Status::Stopped;
     }
@@ -638,13 +645,30 @@ pub fn open_cgroup_of(rec: &Record) -> Result<Box<dyn CgroupManager>> {
 }
 
 fn open_cgroup(rec: &Record) -> Result<Box<dyn CgroupManager>> {
-    let layout = Layout::detect()?;
+    let (mounts, layout) = host_cgroups()?;
     let path = CgroupPath::resolve(Some(&rec.cgroup_path), &rec.id)?;
-    Ok(cella_cgroups::open_existing(
+    Ok(cella_cgroups::open_with(
+        mounts,
         layout,
         &path,
         rec.cgroup_created.clone(),
     )?)
+}
+
+/// The host's cgroup mounts and their layout, from `/proc/self/mountinfo` read once per
+/// process: each command is one short-lived process, and the cgroup mounts do not change
+/// under it (`delete` and `exec` look at a container's status and then open its cgroup;
+/// `list` does that for every container).
+pub(crate) fn host_cgroups() -> Result<(&'static Mounts, Layout)> {
+    static MOUNTS: OnceLock<Mounts> = OnceLock::new();
+    let mounts = match MOUNTS.get() {
+        Some(m) => m,
+        None => {
+            let m = Mounts::detect()?;
+            MOUNTS.get_or_init(|| m)
+        }
+    };
+    Ok((mounts, mounts.layout()?))
 }
 
 fn report(dir: &ContainerDir, rec: Record) -> StateReport {
@@ -767,6 +791,7 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         bundle: rec.bundle.clone(),
         mounts: Vec::new(),
         spec: config,
+        source: None,
     };
     if let Some(h) = cfg.spec.hooks() {
         let state = state_json_for_hooks(id, rec.pid, "running", &cfg);
@@ -871,6 +896,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             bundle,
             rootfs,
             mounts: Vec::new(),
+            source: None,
         };
         run_poststop(id, pid, &cfg);
     }
@@ -899,8 +925,8 @@ fn run_poststop(id: &str, pid: i32, cfg: &Config) {
 fn wait_gone(pid: i32, start: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if sys::process_start_time(pid) != Some(start)
-            || matches!(sys::process_state(pid), Some('Z') | Some('X') | None)
+        if !matches!(sys::process_stat(pid),
+            Some((state, s)) if s == start && !matches!(state, 'Z' | 'X'))
         {
             return;
         }
@@ -1037,12 +1063,16 @@ impl CgroupEntry {
         let mut tasks = Vec::new();
         for dir in cgroup.dirs() {
             let t = dir.join("tasks");
-            if t.exists() {
-                tasks.push(
-                    rustix::fs::open(&t, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-                        .ctx(|| format!("opening {}", t.display()))?,
-                );
-            } else if into.is_none() {
+            // Only v1 directories have `tasks`: open it, and take a missing one for cgroup2.
+            match rustix::fs::open(&t, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => {
+                    tasks.push(fd);
+                    continue;
+                }
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e).ctx(|| format!("opening {}", t.display())),
+            }
+            if into.is_none() {
                 into = Some(
                     rustix::fs::open(
                         &dir,

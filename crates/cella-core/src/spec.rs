@@ -26,6 +26,10 @@ pub struct Config {
     pub rootfs: PathBuf,
     /// Parsed mounts, in spec order.
     pub mounts: Vec<MountPlan>,
+    /// The text `spec` was parsed from (the bundle's config.json), which `create` saves as
+    /// the container's copy instead of serialising `spec` again; `None` for a spec built in
+    /// memory. `spec` must not be changed when this is set.
+    pub(crate) source: Option<String>,
 }
 
 /// Parse `text` as a spec. Errors name the JSON path of the offending field.
@@ -58,7 +62,9 @@ pub fn load_bundle(bundle: &Path) -> Result<Config> {
         message: format!("cannot read the bundle's config ({e}); is --bundle pointing at the directory that holds config.json?"),
     })?;
     let spec = parse(&text, &path)?;
-    validate(spec, bundle)
+    let mut config = validate(spec, bundle)?;
+    config.source = Some(text);
+    Ok(config)
 }
 
 /// Validate a parsed spec for `create`/`run`; resolve the rootfs against `bundle`.
@@ -160,6 +166,7 @@ pub fn validate(spec: Spec, bundle: PathBuf) -> Result<Config> {
         bundle,
         rootfs,
         mounts,
+        source: None,
     })
 }
 
