@@ -7,8 +7,8 @@
 #   ROUNDS=25        samples per single-container figure (run, create+start+delete, exec, ...)
 #   SEQ_ROUNDS=3     samples of the batch figures (100 one after another, 50 two at a time)
 #   SEQ_N=100 PAR_N=50 PAR_J=2
-#   CELLA_BIN=DIR    where cella and cella-runc are (default: $CARGO_TARGET_DIR/release or
-#                    target/release of this checkout)
+#   CELLA_BIN=DIR    where cella and cella-runc are (default: the `cargo build-static` output,
+#                    target/x86_64-unknown-linux-gnu/release, else target/release)
 #   RUNC=/usr/sbin/runc CRUN=/usr/bin/crun   (set one to "" to leave it out)
 #   BENCHRUN=FILE    a prebuilt bench/benchrun.c (default: compiled here with cc)
 #   ROOTFS=DIR       a prebuilt busybox rootfs (default: built with tests/make-rootfs.sh)
@@ -30,15 +30,17 @@ RUNC=${RUNC-/usr/sbin/runc}
 CRUN=${CRUN-/usr/bin/crun}
 HIDE_UNIFIED=${HIDE_UNIFIED:-auto}
 if [ -z "${CELLA_BIN:-}" ]; then
-    CELLA_BIN=${CARGO_TARGET_DIR:-$repo/target}/release
+    # The static release build (`cargo build-static`) when there is one, else `cargo build --release`.
+    CELLA_BIN=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
+    [ -x "$CELLA_BIN/cella-runc" ] || CELLA_BIN=${CARGO_TARGET_DIR:-$repo/target}/release
 fi
 
 die() { echo "bench: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || die "run as root (containers need it)"
-[ -x "$CELLA_BIN/cella-runc" ] || die "$CELLA_BIN/cella-runc not found: cargo build --release (or set CELLA_BIN)"
-[ -x "$CELLA_BIN/cella" ] || die "$CELLA_BIN/cella not found: cargo build --release (or set CELLA_BIN)"
+[ -x "$CELLA_BIN/cella-runc" ] || die "$CELLA_BIN/cella-runc not found: cargo build-static (or set CELLA_BIN)"
+[ -x "$CELLA_BIN/cella" ] || die "$CELLA_BIN/cella not found: cargo build-static (or set CELLA_BIN)"
 [ -z "$RUNC" ] || [ -x "$RUNC" ] || die "$RUNC not found (apt-get install runc, or RUNC= to skip it)"
 [ -z "$CRUN" ] || [ -x "$CRUN" ] || die "$CRUN not found (apt-get install crun, or CRUN= to skip it)"
 
