@@ -101,6 +101,20 @@ pub trait CgroupManager: std::fmt::Debug {
     /// [`CgroupManager::destroy`], except the default path's parent `cella`, which is kept
     /// between containers (see [`CgroupPath::is_default`]).
     fn create(&mut self) -> Result<(), Error>;
+    /// Create only what must exist before the container's first process does: the cgroup2
+    /// directory that clone3(CLONE_INTO_CGROUP) places it in. Returns `true` when the rest
+    /// (v1 hierarchies, which the new process joins itself by writing "0" to their `tasks`)
+    /// is left to [`CgroupManager::create`], which the runtime then calls while the new
+    /// process builds its root filesystem. The default creates everything now and returns
+    /// `false`.
+    fn create_before_clone(&mut self) -> Result<bool, Error> {
+        self.create()?;
+        Ok(false)
+    }
+    /// The cgroup2 directory of this container (pure v2, or the cgroup2 part of a hybrid
+    /// host), which a new process enters with clone3(CLONE_INTO_CGROUP); `None` on v1 hosts
+    /// without one.
+    fn cgroup2_dir(&self) -> Option<PathBuf>;
     /// Write the limits (before [`CgroupManager::add_pid`], and for `update`).
     fn apply(&self, r: &LinuxResources) -> Result<(), Error>;
     /// Move a process into the cgroup, in every hierarchy.

@@ -32,6 +32,8 @@ pub struct V1Manager {
     created: Vec<PathBuf>,
     /// The default path: the parent `cella` is kept (see [`CgroupPath::is_default`]).
     keep_parents: bool,
+    /// `create_before_clone` made the unified directory already.
+    unified_made: bool,
 }
 
 fn f(name: &str) -> String {
@@ -82,6 +84,7 @@ impl V1Manager {
             unified,
             created,
             keep_parents: path.is_default(),
+            unified_made: false,
         })
     }
 
@@ -721,11 +724,13 @@ pub(crate) fn enable_v2_controllers(mount_point: &Path, leaf: &Path) {
     }
 }
 
-impl CgroupManager for V1Manager {
-    fn create(&mut self) -> Result<(), Error> {
+impl V1Manager {
+    /// Make the v1 hierarchies' directories and/or the cgroup2 (unified) one.
+    fn make(&mut self, v1: bool, unified: bool) -> Result<(), Error> {
         let mut made_now: Vec<PathBuf> = Vec::new();
         let result = (|| {
-            for h in self.hiers.iter().chain(self.unified.iter()) {
+            let hiers = self.hiers.iter().filter(|_| v1);
+            for h in hiers.chain(self.unified.iter().filter(|_| unified)) {
                 let made = fsutil::mkdir_all(&h.mount.mount_point, &h.dir)?;
                 made_now.extend(made.iter().cloned());
                 if h.mount.has("cpuset") {
@@ -752,6 +757,23 @@ impl CgroupManager for V1Manager {
                 Err(e)
             }
         }
+    }
+}
+
+impl CgroupManager for V1Manager {
+    fn create(&mut self) -> Result<(), Error> {
+        let unified = !self.unified_made;
+        self.make(true, unified)
+    }
+
+    fn create_before_clone(&mut self) -> Result<bool, Error> {
+        self.make(false, true)?;
+        self.unified_made = true;
+        Ok(true)
+    }
+
+    fn cgroup2_dir(&self) -> Option<PathBuf> {
+        self.unified.as_ref().map(|u| u.dir.clone())
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), Error> {

@@ -608,6 +608,10 @@ impl CgroupManager for V2Manager {
         }]
     }
 
+    fn cgroup2_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
     fn unified_dir_fd(&self) -> Result<Option<OwnedFd>, Error> {
         use rustix::fs::{open, Mode, OFlags};
         let fd = open(

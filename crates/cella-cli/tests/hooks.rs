@@ -320,3 +320,54 @@ fn hook_with_missing_path_fails_create_and_names_it() {
         out.stderr_mentions(&["/no/such/hook-binary"]);
     }
 }
+
+/// On a v1 host the runtime makes the container's v1 cgroups after clone, while the init sets
+/// up, and the init joins them when they are ready: it must have joined them before the
+/// prestart and createRuntime hooks run (hooks such as device plugins look the process up by
+/// its cgroup), whether or not the spec mounts /sys/fs/cgroup (the other point where the init
+/// joins).
+#[test]
+fn runtime_hooks_see_the_init_in_its_cgroups() {
+    let Some(env) = Env::new() else { return };
+    for with_cgroup_mount in [true, false] {
+        let out = env.scratch(&format!("hook-cg-{with_cgroup_mount}"));
+        let dir = out.to_str().unwrap().to_string();
+        let mut b = env.bundle();
+        let hook = |kind: &str| {
+            json!({
+                "path": "/bin/sh",
+                "args": ["sh", "-c", format!(
+                    "pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); \
+                     cat /proc/$pid/cgroup > {dir}/{kind}.cgroup")]
+            })
+        };
+        b.config_mut()["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+        });
+        if !with_cgroup_mount {
+            let mounts = b.config_mut()["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["type"] != "cgroup");
+        }
+        let path = b.config_mut()["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        env.create(&b).ok();
+        env.rt(&["delete", "--force", &b.id]).ok();
+        for kind in ["prestart", "createRuntime"] {
+            let f = out.join(format!("{kind}.cgroup"));
+            let text = fs::read_to_string(&f)
+                .unwrap_or_else(|e| panic!("{kind} (cgroup mount {with_cgroup_mount}): {e}"));
+            let v1: Vec<&str> = text.lines().filter(|l| !l.starts_with("0::")).collect();
+            assert!(!v1.is_empty(), "{kind}: no v1 hierarchy in {text:?}");
+            for line in v1 {
+                assert!(
+                    line.ends_with(&path),
+                    "{kind} (cgroup mount {with_cgroup_mount}): the init is not in {path} \
+                     yet: {line:?} in\n{text}"
+                );
+            }
+        }
+    }
+}

@@ -202,18 +202,25 @@ pub fn create_from_config(
 
     let (mounts, layout) = host_cgroups()?;
     let mut cgroup = cella_cgroups::open_with(mounts, layout, &cg_path, Vec::new())?;
-    cgroup.create()?;
-    record.cgroup_created = cgroup.created_dirs();
-    // Only parents an explicit cgroupsPath needed are recorded (the container's own
-    // directories follow from cgroup_path): nothing to add for the default path.
-    if !record.cgroup_created.is_empty() {
-        dir.write(&record)?;
-    }
-    if let Some(r) = effective_resources(linux) {
-        cgroup.apply(&r)?;
-    }
-    let entry = CgroupEntry::open(cgroup.as_ref())?;
-    let cgroup_mounts = cgroup.container_mounts();
+    let resources = effective_resources(linux);
+    // On v1 only the cgroup2 part (if any) must exist before clone; the v1 hierarchies are
+    // made after it, while the init builds its root filesystem, and the init joins them
+    // itself when they are ready (Msg::Cgroups). On pure v2 everything is made now.
+    let cgroups_later = cgroup.create_before_clone()?;
+    let (entry, cgroup_mounts) = if cgroups_later {
+        let into = CgroupEntry::open_into(cgroup.as_ref())?;
+        let entry = CgroupEntry {
+            into,
+            tasks: Vec::new(),
+        };
+        (entry, Vec::new())
+    } else {
+        finish_cgroups(cgroup.as_ref(), &mut record, &dir, resources.as_ref())?;
+        (
+            CgroupEntry::open(cgroup.as_ref())?,
+            cgroup.container_mounts(),
+        )
+    };
     undo.cgroup = Some(cgroup);
 
     let gate = match opts.mode {
@@ -297,6 +304,7 @@ pub fn create_from_config(
                 gate,
                 console_socket: opts.console_socket,
                 cgroup_mounts,
+                cgroups_later,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
@@ -321,6 +329,16 @@ pub fn create_from_config(
     }
     if let Err(e) = parent_end.send(&Msg::Go) {
         return Err(child_error(&parent_end, pid).unwrap_or(e));
+    }
+    if cgroups_later {
+        let cgroup = undo.cgroup.as_mut().expect("set above");
+        cgroup.create()?;
+        finish_cgroups(cgroup.as_ref(), &mut record, &dir, resources.as_ref())?;
+        let tasks = CgroupEntry::open_tasks(cgroup.as_ref())?;
+        let fds: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
+        if let Err(e) = parent_end.send_with_fds(&Msg::Cgroups(cgroup.container_mounts()), &fds) {
+            return Err(child_error(&parent_end, pid).unwrap_or(e));
+        }
     }
     record.pid = pid;
     record.pid_start_time = sys::process_start_time(pid).unwrap_or(0);
@@ -1048,6 +1066,25 @@ pub fn effective_resources(
     Some(r)
 }
 
+/// After the container's cgroup directories exist: record the parents an explicit
+/// cgroupsPath needed (the container's own directories follow from cgroup_path, so nothing
+/// is written for the default path), then write the limits.
+fn finish_cgroups(
+    cgroup: &dyn CgroupManager,
+    record: &mut Record,
+    dir: &ContainerDir,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+) -> Result<()> {
+    record.cgroup_created = cgroup.created_dirs();
+    if !record.cgroup_created.is_empty() {
+        dir.write(record)?;
+    }
+    if let Some(r) = resources {
+        cgroup.apply(r)?;
+    }
+    Ok(())
+}
+
 /// How a new process enters a container's cgroup without the runtime writing its pid to
 /// cgroup.procs (on v1 that write waits for an RCU grace period, 5-25 ms): a v2 directory fd
 /// for clone3(CLONE_INTO_CGROUP), and v1 `tasks` files the process writes "0" to itself.
@@ -1059,39 +1096,56 @@ pub struct CgroupEntry {
 impl CgroupEntry {
     /// Open the entry points of every hierarchy of `cgroup`.
     pub fn open(cgroup: &dyn CgroupManager) -> Result<CgroupEntry> {
-        let mut into = None;
+        Ok(CgroupEntry {
+            into: Self::open_into(cgroup)?,
+            tasks: Self::open_tasks(cgroup)?,
+        })
+    }
+
+    /// The cgroup2 directory for clone3(CLONE_INTO_CGROUP), if the host has one.
+    pub fn open_into(cgroup: &dyn CgroupManager) -> Result<Option<OwnedFd>> {
+        let Some(dir) = cgroup.cgroup2_dir() else {
+            return Ok(None);
+        };
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", dir.display()))?;
+        Ok(Some(fd))
+    }
+
+    /// The `tasks` file of every v1 hierarchy, for writing (opened by the runtime, before any
+    /// user namespace exists, so the kernel checks the runtime's credentials).
+    pub fn open_tasks(cgroup: &dyn CgroupManager) -> Result<Vec<OwnedFd>> {
+        let unified = cgroup.cgroup2_dir();
         let mut tasks = Vec::new();
         for dir in cgroup.dirs() {
+            if unified.as_ref() == Some(&dir) {
+                continue;
+            }
             let t = dir.join("tasks");
-            // Only v1 directories have `tasks`: open it, and take a missing one for cgroup2.
-            match rustix::fs::open(&t, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
-                Ok(fd) => {
-                    tasks.push(fd);
-                    continue;
-                }
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(e).ctx(|| format!("opening {}", t.display())),
-            }
-            if into.is_none() {
-                into = Some(
-                    rustix::fs::open(
-                        &dir,
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .ctx(|| format!("opening {}", dir.display()))?,
-                );
-            }
+            let fd = rustix::fs::open(&t, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                .ctx(|| format!("opening {}", t.display()))?;
+            tasks.push(fd);
         }
-        Ok(CgroupEntry { into, tasks })
+        Ok(tasks)
     }
 
     /// In the new process: move ourselves into every v1 hierarchy.
     pub fn enter(&self) -> Result<()> {
-        for fd in &self.tasks {
-            rustix::io::write(fd, b"0")
-                .ctx(|| "joining the container's cgroup (writing 0 to tasks)".to_string())?;
-        }
-        Ok(())
+        enter_tasks(&self.tasks)
     }
+}
+
+/// Move the calling (single-threaded) process into the v1 cgroups whose `tasks` files these
+/// are: writing "0" moves only the caller, which the kernel does without the global lock
+/// whose first use waits for an RCU grace period.
+pub(crate) fn enter_tasks(tasks: &[OwnedFd]) -> Result<()> {
+    for fd in tasks {
+        rustix::io::write(fd, b"0")
+            .ctx(|| "joining the container's cgroup (writing 0 to tasks)".to_string())?;
+    }
+    Ok(())
 }

@@ -37,7 +37,11 @@ pub struct InitArgs<'a> {
     pub gate: Gate,
     /// A connected console socket, when process.terminal is set.
     pub console_socket: Option<OwnedFd>,
+    /// What to mount at /sys/fs/cgroup (empty while `cgroups_later`).
     pub cgroup_mounts: Vec<CgroupMount>,
+    /// The runtime makes the v1 cgroups after clone and sends them (Msg::Cgroups) with their
+    /// `tasks` files; the init joins them before it first needs them.
+    pub cgroups_later: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -136,6 +140,17 @@ fn setup_and_exec(mut args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         userns: ns.has(LinuxNamespaceType::User),
         cgroupns: ns.has(LinuxNamespaceType::Cgroup),
     };
+    let mut cgroup_mounts = std::mem::take(&mut args.cgroup_mounts);
+    let mut cgroups_pending = args.cgroups_later;
+    let join_cgroups = |pending: &mut bool, mounts: &mut Vec<CgroupMount>| -> Result<()> {
+        if *pending {
+            let (m, tasks) = chan.expect_cgroups()?;
+            crate::container::enter_tasks(&tasks)?;
+            *mounts = m;
+            *pending = false;
+        }
+        Ok(())
+    };
     let mut cgroupns_done = false;
     let enter_cgroup_ns = |got_go: &mut bool, done: &mut bool| -> Result<()> {
         if !*got_go {
@@ -160,12 +175,14 @@ fn setup_and_exec(mut args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
         Ok(())
     };
     for plan in &cfg.mounts {
-        if plan.kind == MountKind::Cgroup && ns.has(LinuxNamespaceType::Cgroup) {
-            // The cgroup namespace must be rooted at the container's cgroup: wait until the
-            // runtime has moved us there.
-            enter_cgroup_ns(&mut got_go, &mut cgroupns_done)?;
+        if plan.kind == MountKind::Cgroup {
+            join_cgroups(&mut cgroups_pending, &mut cgroup_mounts)?;
+            if ns.has(LinuxNamespaceType::Cgroup) {
+                // The cgroup namespace must be rooted at the container's cgroup.
+                enter_cgroup_ns(&mut got_go, &mut cgroupns_done)?;
+            }
         }
-        rootfs::mount(&ctx, plan, &args.cgroup_mounts)?;
+        rootfs::mount(&ctx, plan, &cgroup_mounts)?;
     }
     rootfs::setup_dev(&ctx, linux.devices().as_deref().unwrap_or(&[]))?;
 
@@ -211,6 +228,9 @@ fn setup_and_exec(mut args: InitArgs<'_>, chan: &Channel) -> Result<Never> {
     }
     drop(args.console_socket.take());
 
+    // In the container's cgroups before any hook runs (hooks look the process up there) and
+    // before the cgroup namespace is made.
+    join_cgroups(&mut cgroups_pending, &mut cgroup_mounts)?;
     let h = spec.hooks().as_ref();
     let runtime_hooks = h.is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty())

@@ -16,8 +16,12 @@ use crate::error::{Context, Error, Result};
 /// Messages on the channel.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Msg {
-    /// parent → child: the child is in its cgroup and its id maps are written.
+    /// parent → child: the id maps are written (and hooks, cgroups may follow).
     Go,
+    /// parent → child: the v1 cgroup directories exist now (made while the child set up):
+    /// their `tasks` files come attached, in order, and this is what to mount at
+    /// /sys/fs/cgroup. Only when the runtime split the cgroup creation around clone.
+    Cgroups(Vec<crate::rootfs::CgroupMount>),
     /// child → parent: run the prestart and createRuntime hooks now.
     RunHooks,
     /// parent → child: hooks done.
@@ -44,6 +48,9 @@ pub struct Channel {
     /// while the init waits for something else: it is remembered here.
     go_seen: std::cell::Cell<bool>,
 }
+
+/// The most fds one message carries (a v1 host has about a dozen hierarchies).
+pub const MAX_FDS: usize = 32;
 
 /// A connected pair (parent end, child end). Both ends are close-on-exec.
 pub fn pair() -> Result<(Channel, Channel)> {
@@ -74,13 +81,25 @@ impl Channel {
 
     /// Send a message with an fd attached.
     pub fn send_with_fd(&self, m: &Msg, fd: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
+        match fd {
+            Some(fd) => self.send_with_fds(m, &[fd]),
+            None => self.send_with_fds(m, &[]),
+        }
+    }
+
+    /// Send a message with fds attached (at most [`MAX_FDS`]).
+    pub fn send_with_fds(&self, m: &Msg, fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<()> {
+        if fds.len() > MAX_FDS {
+            return Err(Error::Init(format!(
+                "{} fds to pass to the container init; at most {MAX_FDS} fit one message",
+                fds.len()
+            )));
+        }
         let data = serde_json::to_vec(m).expect("messages serialise");
-        let fds;
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut anc = SendAncillaryBuffer::new(&mut space);
-        if let Some(fd) = fd {
-            fds = [fd];
-            anc.push(SendAncillaryMessage::ScmRights(&fds));
+        if !fds.is_empty() {
+            anc.push(SendAncillaryMessage::ScmRights(fds));
         }
         sendmsg(
             &self.fd,
@@ -94,8 +113,13 @@ impl Channel {
 
     /// Receive a message; `Ok(None)` when the other end closed (exited or exec'd).
     pub fn recv(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        Ok(self.recv_fds()?.map(|(m, fds)| (m, fds.into_iter().next())))
+    }
+
+    /// Receive a message and every fd attached to it.
+    pub fn recv_fds(&self) -> Result<Option<(Msg, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; 65536];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
         let r = loop {
             match recvmsg(
@@ -112,15 +136,37 @@ impl Channel {
         if r.bytes == 0 {
             return Ok(None);
         }
-        let mut fd = None;
+        let mut fds = Vec::new();
         for m in anc.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = m {
-                fd = fds.into_iter().next();
+            if let RecvAncillaryMessage::ScmRights(got) = m {
+                fds.extend(got);
             }
         }
         let msg = serde_json::from_slice(&buf[..r.bytes])
             .map_err(|e| Error::Init(format!("garbled message from the container init: {e}")))?;
-        Ok(Some((msg, fd)))
+        Ok(Some((msg, fds)))
+    }
+
+    /// In the init: wait for the runtime's `Cgroups` message (remembering a `Go` that comes
+    /// first), with its `tasks` fds.
+    pub fn expect_cgroups(&self) -> Result<(Vec<crate::rootfs::CgroupMount>, Vec<OwnedFd>)> {
+        loop {
+            match self.recv_fds()? {
+                Some((Msg::Go, _)) => self.go_seen.set(true),
+                Some((Msg::Cgroups(mounts), fds)) => return Ok((mounts, fds)),
+                Some((Msg::Error(e), _)) => return Err(Error::Init(e)),
+                Some((m, _)) => {
+                    return Err(Error::Init(format!(
+                        "protocol error: expected the cgroups, got {m:?}"
+                    )))
+                }
+                None => {
+                    return Err(Error::Init(
+                        "the other side closed the channel while waiting for the cgroups".into(),
+                    ))
+                }
+            }
+        }
     }
 
     /// Receive and require `want`; an `Error` message becomes an error.
