@@ -40,13 +40,9 @@ cleanup() {
     for r in "$bin/cella-runc" "$bin/cella"; do
         "$r" --root "$work/state" delete --force hot-sleep >/dev/null 2>&1
     done
-    if [ -f "$work/probes" ]; then
-        # Remove only our probes (others may use uprobes on this machine).
-        python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
-os.write(fd, "".join("-:" + l.split()[0][2:] + "\n" for l in open(sys.argv[2])).encode())' \
-            "$tracefs/uprobe_events" "$work/probes" 2>/dev/null
-    fi
+    # Remove our probe group in one go (one by one, each removal waits for an RCU grace
+    # period); other users' uprobes on this machine stay.
+    [ -d "$tracefs/events/$group" ] && echo "-:$group/" >>"$tracefs/uprobe_events"
     echo "$old_buf" >"$tracefs/buffer_size_kb"
     rm -rf "$work"
 }
