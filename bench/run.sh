@@ -16,6 +16,8 @@
 #                    is covered by an empty tmpfs (crun 1.8 refuses hybrid cgroups). auto: only
 #                    when the cgroup2 mount at /sys/fs/cgroup/unified has controllers.
 #   KEEP_SAMPLES=FILE  also write every raw sample there.
+#   STATE_DIR=DIR    where the runtimes' --root directories go (default: /run when it is
+#                    tmpfs, else a tmpfs the script mounts for the run)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,6 +64,8 @@ br=$BENCHRUN
 
 tag="cb$$"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cella-bench.XXXXXX")
+states=""
+states_mount=""
 holder_pid=""
 declare -A RT ROOT NS EXEC_ID
 
@@ -89,14 +93,33 @@ cleanup() {
         echo "$left" | sed 's/^/  /' >&2
         echo "$left" | while read -r d; do rmdir "$d" 2>/dev/null; done
     fi
+    [ -z "$states_mount" ] || umount "$states_mount"
     if grep -q "$work" /proc/self/mountinfo; then
         note "mounts left under $work:"
         grep "$work" /proc/self/mountinfo | awk '{print "  " $5}' >&2
     fi
     rm -rf "$work"
+    [ -z "$states" ] || rm -rf "$states"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Each runtime's --root (state directory) lives on tmpfs, as their defaults do (/run/runc,
+# /run/crun; engines use /run too, which is tmpfs on systemd hosts): state files on a disk
+# filesystem cost every runtime a journal commit or two per container. Where /run is not
+# tmpfs (this project's VM), the script mounts a small tmpfs of its own for them (made before
+# crun's mount namespace below, so crun sees it too; unmounted at the end).
+# STATE_DIR=DIR puts them in DIR instead.
+if [ -n "${STATE_DIR:-}" ]; then
+    states=$(mktemp -d "$STATE_DIR/cella-bench-state.XXXXXX")
+elif [ "$(stat -f -c %T /run 2>/dev/null)" = tmpfs ]; then
+    states=$(mktemp -d /run/cella-bench-state.XXXXXX)
+else
+    states=$work/state
+    mkdir -p "$states"
+    mount -t tmpfs -o size=64m,mode=700 cella-bench-state "$states"
+    states_mount=$states
+fi
 
 # ---------------------------------------------------------------- tools and the bundle
 if [ -n "${ROOTFS:-}" ]; then
@@ -136,7 +159,7 @@ RT[cella]=$CELLA_BIN/cella-runc
 names=()
 for n in cella runc crun; do [ -n "${RT[$n]:-}" ] && names+=("$n"); done
 for n in "${names[@]}"; do
-    ROOT[$n]=$work/state-$n
+    ROOT[$n]=$states/state-$n
     mkdir -p "${ROOT[$n]}"
     NS[$n]=""
 done

@@ -342,6 +342,10 @@ pub fn create_from_config(
     }
     record.pid = pid;
     record.pid_start_time = sys::process_start_time(pid).unwrap_or(0);
+    // Recorded now, while the init sets up, not after it is ready: no reader sees it before
+    // create ends (they take the directory's lock, which create holds), and from here on
+    // delete can find the process even if this runtime dies.
+    dir.write(&record)?;
 
     loop {
         match parent_end.recv()? {
@@ -389,7 +393,6 @@ pub fn create_from_config(
         }
     }
 
-    dir.write(&record)?;
     if let Some(pf) = &opts.pid_file {
         state::write_atomic(pf, pid.to_string().as_bytes())?;
     }
