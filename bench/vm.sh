@@ -11,14 +11,18 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 CG2VM=${CG2VM:-/work/shared/tools/cgroup2-vm.sh}
-CELLA_BIN=${CELLA_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release}
+if [ -z "${CELLA_BIN:-}" ]; then
+    # The static release build (`cargo build-static`) when there is one, else target/release.
+    CELLA_BIN=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-gnu/release
+    [ -x "$CELLA_BIN/cella-runc" ] || CELLA_BIN=${CARGO_TARGET_DIR:-$repo/target}/release
+fi
 die() { echo "bench/vm.sh: $*" >&2; exit 1; }
 [ -f "$CG2VM" ] || die "$CG2VM not found (set CG2VM)"
-[ -x "$CELLA_BIN/cella-runc" ] || die "$CELLA_BIN/cella-runc not found: cargo build --release"
+[ -x "$CELLA_BIN/cella-runc" ] || die "$CELLA_BIN/cella-runc not found: cargo build-static"
 
 payload=$(mktemp -d "${TMPDIR:-/tmp}/cella-bench-vm.XXXXXX")
 trap 'rm -rf "$payload"' EXIT
-cp "$here/run.sh" "$payload/run.sh"
+cp "$here/run.sh" "$here/bundle.sh" "$payload/"
 # The guest has no compiler: a static benchrun, and a prebuilt rootfs.
 cc -O2 -Wall -static -o "$payload/benchrun" "$here/benchrun.c" ||
     cc -O2 -Wall -o "$payload/benchrun" "$here/benchrun.c"
