@@ -16,7 +16,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{Mode, OFlags};
 
@@ -118,8 +118,7 @@ pub fn ensure_sealed_exe() -> Result<()> {
 }
 
 /// The running binary opened through a detached read-only overlayfs (see the module
-/// documentation; `lowerdir+` from Linux 6.8, the escaped `lowerdir` list before). Fails when
-/// the kernel cannot mount overlayfs this way (before 5.2: no fsopen) or when the binary's
+/// documentation). Fails on kernels without `lowerdir+` (before 6.8) or when the binary's
 /// directory cannot be an overlay layer; the caller then makes a sealed copy.
 fn readonly_overlay_view() -> Result<OwnedFd> {
     use rustix::mount::{
@@ -147,23 +146,13 @@ fn readonly_overlay_view() -> Result<OwnedFd> {
     )
     .map_err(|e| fail("tmpfs", e))?;
     let ov = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("overlay", e))?;
-    let empty_path = format!("/proc/self/fd/{}", empty.as_raw_fd());
-    match fsconfig_set_string(&ov, "lowerdir+", dir) {
-        Ok(()) => {
-            fsconfig_set_string(&ov, "lowerdir+", &empty_path).map_err(|e| fail("lowerdir+", e))?
-        }
-        // Before Linux 6.8 there is no `lowerdir+`: the classic `lowerdir` list, with the
-        // separators the option parser knows escaped (so any directory name works).
-        Err(rustix::io::Errno::INVAL) => {
-            let mut list = escape_layer(dir.as_os_str().as_bytes());
-            list.push(b':');
-            list.extend_from_slice(empty_path.as_bytes());
-            let list = std::ffi::OsString::from_vec(list);
-            fsconfig_set_string(&ov, "lowerdir", list.as_os_str())
-                .map_err(|e| fail("lowerdir", e))?
-        }
-        Err(e) => return Err(fail("lowerdir+", e)),
-    }
+    fsconfig_set_string(&ov, "lowerdir+", dir).map_err(|e| fail("lowerdir+", e))?;
+    fsconfig_set_string(
+        &ov,
+        "lowerdir+",
+        format!("/proc/self/fd/{}", empty.as_raw_fd()),
+    )
+    .map_err(|e| fail("lowerdir+", e))?;
     fsconfig_create(&ov).map_err(|e| fail("overlay", e))?;
     let mnt = fsmount(
         &ov,
@@ -185,18 +174,6 @@ fn readonly_overlay_view() -> Result<OwnedFd> {
         )));
     }
     Ok(file)
-}
-
-/// A directory for overlayfs's `lowerdir=` list: `\\`, `:` and `,` escaped with a backslash.
-fn escape_layer(path: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.len());
-    for &b in path {
-        if matches!(b, b'\\' | b':' | b',') {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out
 }
 
 /// A memfd holding a copy of /proc/self/exe, sealed against every change.
