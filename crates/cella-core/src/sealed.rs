@@ -176,6 +176,51 @@ fn readonly_overlay_view() -> Result<OwnedFd> {
     Ok(file)
 }
 
+/// The length of the part of an ELF file that exec reads (the header, the program headers
+/// and every segment's bytes), read from `file`; `None` when it is not a 64-bit
+/// little-endian ELF file or its headers do not make sense (the whole file is copied then).
+fn loaded_len(file: &OwnedFd) -> Option<usize> {
+    let mut header = [0u8; 64];
+    if rustix::io::pread(file, &mut header, 0).ok()? != header.len() {
+        return None;
+    }
+    let (phoff, phentsize, phnum) = program_headers(&header)?;
+    let mut table = vec![0u8; phentsize * phnum];
+    if rustix::io::pread(file, &mut table, phoff as u64).ok()? != table.len() {
+        return None;
+    }
+    loaded_end(&header, &table)
+}
+
+/// Where the program header table is: (offset, entry size, count), from a 64-bit
+/// little-endian ELF header.
+fn program_headers(header: &[u8]) -> Option<(usize, usize, usize)> {
+    if header.len() < 64 || header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return None;
+    }
+    let phoff = u64::from_le_bytes(header[0x20..0x28].try_into().ok()?) as usize;
+    let phentsize = u16::from_le_bytes(header[0x36..0x38].try_into().ok()?) as usize;
+    let phnum = u16::from_le_bytes(header[0x38..0x3a].try_into().ok()?) as usize;
+    if phentsize < 56 || phnum == 0 || phentsize * phnum > 64 * 1024 {
+        return None;
+    }
+    Some((phoff, phentsize, phnum))
+}
+
+/// The end of the furthest segment (or of the headers), given the ELF header and its
+/// program header table.
+fn loaded_end(header: &[u8], table: &[u8]) -> Option<usize> {
+    let (phoff, phentsize, phnum) = program_headers(header)?;
+    let mut end = (phoff + phentsize * phnum).max(64);
+    for i in 0..phnum {
+        let ph = table.get(i * phentsize..(i + 1) * phentsize)?;
+        let offset = u64::from_le_bytes(ph[8..16].try_into().ok()?);
+        let filesz = u64::from_le_bytes(ph[32..40].try_into().ok()?);
+        end = end.max(usize::try_from(offset.checked_add(filesz)?).ok()?);
+    }
+    Some(end)
+}
+
 /// A memfd holding a copy of /proc/self/exe, sealed against every change.
 fn sealed_copy() -> Result<OwnedFd> {
     let io =
@@ -186,9 +231,12 @@ fn sealed_copy() -> Result<OwnedFd> {
         Mode::empty(),
     )
     .map_err(|e| io("opening /proc/self/exe", e.into()))?;
-    let size = rustix::fs::fstat(&src)
+    let file_size = rustix::fs::fstat(&src)
         .map_err(|e| io("fstat /proc/self/exe", e.into()))?
         .st_size as usize;
+    // Only what exec reads: the symbol table and section headers after the last segment
+    // (about a tenth of a release binary) are not copied.
+    let size = loaded_len(&src).map_or(file_size, |n| n.min(file_size));
     // MFD_EXEC (Linux 6.3+) keeps the copy executable where vm.memfd_noexec would make memfds
     // non-executable by default; older kernels reject the flag, and there memfds are executable.
     const MFD_EXEC: u32 = 0x0010;
@@ -243,17 +291,22 @@ mod tests {
         // SAFETY: F_GET_SEALS on an fd we own.
         let seals = unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_GET_SEALS) };
         assert_eq!(seals & SEALS, SEALS);
-        let size = rustix::fs::fstat(&copy).unwrap().st_size;
-        assert_eq!(
-            size,
-            std::fs::metadata("/proc/self/exe").unwrap().len() as i64
-        );
+        // Everything exec reads, and no more (not the symbol table or debug info).
+        let size = rustix::fs::fstat(&copy).unwrap().st_size as usize;
+        let exe = rustix::fs::open(
+            "/proc/self/exe",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(Some(size), loaded_len(&exe));
+        assert!(size <= std::fs::metadata("/proc/self/exe").unwrap().len() as usize);
         if let Ok(mut f) = reopen_for_write(&copy) {
             use std::io::Write;
             assert!(f.write_all(b"x").is_err(), "wrote into the sealed copy");
             assert!(f.set_len(0).is_err(), "truncated the sealed copy");
         }
-        assert_eq!(rustix::fs::fstat(&copy).unwrap().st_size, size);
+        assert_eq!(rustix::fs::fstat(&copy).unwrap().st_size as usize, size);
     }
 
     #[test]
@@ -266,5 +319,67 @@ mod tests {
         assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
         let st = rustix::fs::fstatvfs(&view).unwrap();
         assert!(st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    }
+}
+
+#[cfg(test)]
+mod elf_tests {
+    use super::{loaded_end, loaded_len, program_headers};
+
+    /// A minimal 64-bit ELF header and program header table with the given segments
+    /// (offset, file size).
+    fn elf(segments: &[(u64, u64)]) -> (Vec<u8>, Vec<u8>) {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        h[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        h[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_le_bytes());
+        let mut t = Vec::new();
+        for (off, size) in segments {
+            let mut ph = vec![0u8; 56];
+            ph[0..4].copy_from_slice(&1u32.to_le_bytes());
+            ph[8..16].copy_from_slice(&off.to_le_bytes());
+            ph[32..40].copy_from_slice(&size.to_le_bytes());
+            t.extend(ph);
+        }
+        (h, t)
+    }
+
+    #[test]
+    fn the_copy_ends_with_the_furthest_segment() {
+        let (h, t) = elf(&[(0, 0x1000), (0x5000, 0x300), (0x2000, 0x100)]);
+        assert_eq!(loaded_end(&h, &t), Some(0x5300));
+        // The headers count even when every segment ends before them.
+        let (h, t) = elf(&[(0, 10)]);
+        assert_eq!(loaded_end(&h, &t), Some(64 + 56));
+    }
+
+    #[test]
+    fn anything_but_a_sane_64_bit_elf_means_the_whole_file() {
+        let (mut h, t) = elf(&[(0, 10)]);
+        h[4] = 1; // 32-bit
+        assert_eq!(program_headers(&h), None);
+        let (mut h, _) = elf(&[(0, 10)]);
+        h[0] = 0;
+        assert_eq!(program_headers(&h), None);
+        let (h, t2) = elf(&[(u64::MAX, 2)]);
+        assert_eq!(loaded_end(&h, &t2), None, "overflowing segment");
+        let (h, _) = elf(&[(0, 10)]);
+        assert_eq!(loaded_end(&h, &t[..0]), None, "truncated table");
+    }
+
+    #[test]
+    fn this_test_binary_is_covered_up_to_its_segments() {
+        let f = rustix::fs::open(
+            "/proc/self/exe",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let size = rustix::fs::fstat(&f).unwrap().st_size as usize;
+        let n = loaded_len(&f).expect("a 64-bit ELF");
+        assert!(n > 64 && n <= size, "{n} of {size}");
     }
 }
