@@ -149,9 +149,24 @@ pub trait CgroupManager: std::fmt::Debug {
     fn dirs(&self) -> Vec<PathBuf>;
     /// What the container should see at /sys/fs/cgroup.
     fn container_mounts(&self) -> Vec<ContainerCgroupMount>;
-    /// v2 only: an `O_PATH | O_DIRECTORY | O_CLOEXEC` fd of the cgroup,
-    /// for `clone3(CLONE_INTO_CGROUP)`. `Ok(None)` on v1 and hybrid hosts.
-    fn unified_dir_fd(&self) -> Result<Option<OwnedFd>, Error>;
+    /// An `O_PATH | O_DIRECTORY | O_CLOEXEC` fd of [`CgroupManager::cgroup2_dir`], for
+    /// `clone3(CLONE_INTO_CGROUP)`; `Ok(None)` without a cgroup2 part.
+    fn unified_dir_fd(&self) -> Result<Option<OwnedFd>, Error> {
+        use rustix::fs::{open, Mode, OFlags};
+        let Some(dir) = self.cgroup2_dir() else {
+            return Ok(None);
+        };
+        let fd = open(
+            &dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Open {
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        Ok(Some(fd))
+    }
 }
 
 /// The driver for a new container, using the host's real cgroup mounts.

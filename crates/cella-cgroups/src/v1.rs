@@ -1,7 +1,6 @@
 //! The cgroup v1 driver (also used on hybrid hosts, where the cgroup2 mount
 //! is used for the processes' placement and for hugetlb if only it has it).
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -958,10 +957,6 @@ impl CgroupManager for V1Manager {
             });
         }
         out
-    }
-
-    fn unified_dir_fd(&self) -> Result<Option<OwnedFd>, Error> {
-        Ok(None)
     }
 }
 

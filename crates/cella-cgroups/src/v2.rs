@@ -1,6 +1,5 @@
 //! The cgroup v2 driver.
 
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -610,19 +609,5 @@ impl CgroupManager for V2Manager {
 
     fn cgroup2_dir(&self) -> Option<PathBuf> {
         Some(self.dir.clone())
-    }
-
-    fn unified_dir_fd(&self) -> Result<Option<OwnedFd>, Error> {
-        use rustix::fs::{open, Mode, OFlags};
-        let fd = open(
-            &self.dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::Open {
-            path: self.dir.clone(),
-            source: e.into(),
-        })?;
-        Ok(Some(fd))
     }
 }

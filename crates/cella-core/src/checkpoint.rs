@@ -10,8 +10,8 @@ use oci_spec::runtime::Spec;
 use crate::container::effective_resources;
 use crate::error::{Error, Result};
 use crate::mounts::{MountKind, MountPlan};
-use crate::spec::{self, Config};
-use crate::state::{self, ContainerDir, Record, StateRoot};
+use crate::spec::Config;
+use crate::state::{ContainerDir, Record, StateRoot};
 use crate::sys;
 
 /// A mount CRIU cannot rebuild from its images: a bind of something outside the container.
@@ -77,23 +77,7 @@ impl Restoring {
             CgroupPath::resolve(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?;
         let (mounts, layout) = crate::container::host_cgroups()?;
         let cgroup = cella_cgroups::open_with(mounts, layout, &cg_path, Vec::new())?;
-        let record = Record {
-            oci_version: spec::OCI_VERSION.to_string(),
-            id: id.to_string(),
-            pid: 0,
-            pid_start_time: 0,
-            bundle: config.bundle.clone(),
-            rootfs: config.rootfs.clone(),
-            created: state::rfc3339_now(),
-            annotations: spec_
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            cgroup_path: cg_path.as_str().to_string(),
-            cgroup_created: Vec::new(),
-        };
+        let record = crate::container::new_record(id, config, &cg_path);
         let mut r = Restoring {
             dir: Some(root.create(id)?),
             cgroup,

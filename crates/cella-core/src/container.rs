@@ -172,28 +172,11 @@ pub fn create_from_config(
         dir: Some(dir.path.clone()),
         armed: true,
     };
-    let mut record = Record {
-        oci_version: spec::OCI_VERSION.to_string(),
-        id: opts.id.clone(),
-        pid: 0,
-        pid_start_time: 0,
-        bundle: config.bundle.clone(),
-        rootfs: config.rootfs.clone(),
-        created: state::rfc3339_now(),
-        annotations: spec_
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        cgroup_path: String::new(),
-        cgroup_created: Vec::new(),
-    };
     let cg_path = CgroupPath::resolve(
         linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
         &opts.id,
     )?;
-    record.cgroup_path = cg_path.as_str().to_string();
+    let mut record = new_record(&opts.id, &config, &cg_path);
     // The spec's copy first (without state.json the directory is not a container yet), then
     // the record, before anything else exists, so a crash from here on can be cleaned by
     // delete.
@@ -208,9 +191,8 @@ pub fn create_from_config(
     // itself when they are ready (Msg::Cgroups). On pure v2 everything is made now.
     let cgroups_later = cgroup.create_before_clone()?;
     let (entry, cgroup_mounts) = if cgroups_later {
-        let into = CgroupEntry::open_into(cgroup.as_ref())?;
         let entry = CgroupEntry {
-            into,
+            into: cgroup.unified_dir_fd()?,
             tasks: Vec::new(),
         };
         (entry, Vec::new())
@@ -1069,6 +1051,28 @@ pub fn effective_resources(
     Some(r)
 }
 
+/// The state record of a container being made from `config` (no process yet).
+pub(crate) fn new_record(id: &str, config: &Config, cgroup_path: &CgroupPath) -> Record {
+    Record {
+        oci_version: spec::OCI_VERSION.to_string(),
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: config.bundle.clone(),
+        rootfs: config.rootfs.clone(),
+        created: state::rfc3339_now(),
+        annotations: config
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        cgroup_path: cgroup_path.as_str().to_string(),
+        cgroup_created: Vec::new(),
+    }
+}
+
 /// After the container's cgroup directories exist: record the parents an explicit
 /// cgroupsPath needed (the container's own directories follow from cgroup_path, so nothing
 /// is written for the default path), then write the limits.
@@ -1100,23 +1104,9 @@ impl CgroupEntry {
     /// Open the entry points of every hierarchy of `cgroup`.
     pub fn open(cgroup: &dyn CgroupManager) -> Result<CgroupEntry> {
         Ok(CgroupEntry {
-            into: Self::open_into(cgroup)?,
+            into: cgroup.unified_dir_fd()?,
             tasks: Self::open_tasks(cgroup)?,
         })
-    }
-
-    /// The cgroup2 directory for clone3(CLONE_INTO_CGROUP), if the host has one.
-    pub fn open_into(cgroup: &dyn CgroupManager) -> Result<Option<OwnedFd>> {
-        let Some(dir) = cgroup.cgroup2_dir() else {
-            return Ok(None);
-        };
-        let fd = rustix::fs::open(
-            &dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx(|| format!("opening {}", dir.display()))?;
-        Ok(Some(fd))
     }
 
     /// The `tasks` file of every v1 hierarchy, for writing (opened by the runtime, before any
