@@ -20,51 +20,23 @@ const DESCRIPTORS: &str = "descriptors.json";
 
 #[derive(clap::Args, Debug)]
 pub struct CheckpointArgs {
-    /// Directory for the CRIU image files.
-    #[arg(long, default_value = "checkpoint", value_name = "DIR")]
-    image_path: PathBuf,
-    /// Directory for CRIU's log and work files (default: the image directory).
-    #[arg(long, value_name = "DIR")]
-    work_path: Option<PathBuf>,
+    #[command(flatten)]
+    criu: CriuArgs,
     /// A previous pre-dump's image directory (relative to --image-path, or absolute).
     #[arg(long, value_name = "DIR")]
     parent_path: Option<PathBuf>,
     /// Leave the processes running after the dump.
     #[arg(long)]
     leave_running: bool,
-    /// Allow established TCP connections.
-    #[arg(long)]
-    tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long)]
-    ext_unix_sk: bool,
-    /// Allow a shell job (a process with a controlling terminal outside).
-    #[arg(long)]
-    shell_job: bool,
-    /// Use userfaultfd to restore memory lazily (not supported by cella).
-    #[arg(long)]
-    lazy_pages: bool,
     /// Fd CRIU writes \0 to when the lazy-pages server is ready (with --lazy-pages).
     #[arg(long, value_name = "FD")]
     status_fd: Option<i32>,
     /// ADDRESS:PORT of a CRIU page server (not supported by cella).
     #[arg(long, value_name = "ADDRESS:PORT")]
     page_server: Option<String>,
-    /// Dump file locks.
-    #[arg(long)]
-    file_locks: bool,
     /// Only dump memory (an iterative migration's pre-dump); the container keeps running.
     #[arg(long)]
     pre_dump: bool,
-    /// Cgroup handling: soft, full, strict or ignore.
-    #[arg(long, value_name = "MODE")]
-    manage_cgroups_mode: Option<String>,
-    /// Namespace to create empty at restore instead of restoring it (only "network").
-    #[arg(long, value_name = "NS")]
-    empty_ns: Vec<String>,
-    /// Deduplicate the parent's pages as they are dumped.
-    #[arg(long)]
-    auto_dedup: bool,
     /// Container id.
     id: String,
 }
@@ -74,27 +46,8 @@ pub struct RestoreArgs {
     /// Unix socket for the pty master (containers with a terminal are refused).
     #[arg(long, value_name = "PATH")]
     console_socket: Option<PathBuf>,
-    /// Directory holding the CRIU image files.
-    #[arg(long, default_value = "checkpoint", value_name = "DIR")]
-    image_path: PathBuf,
-    /// Directory for CRIU's log and work files (default: the image directory).
-    #[arg(long, value_name = "DIR")]
-    work_path: Option<PathBuf>,
-    /// Allow established TCP connections.
-    #[arg(long)]
-    tcp_established: bool,
-    /// Allow external unix sockets.
-    #[arg(long)]
-    ext_unix_sk: bool,
-    /// Allow a shell job.
-    #[arg(long)]
-    shell_job: bool,
-    /// Restore file locks.
-    #[arg(long)]
-    file_locks: bool,
-    /// Cgroup handling: soft, full, strict or ignore.
-    #[arg(long, value_name = "MODE")]
-    manage_cgroups_mode: Option<String>,
+    #[command(flatten)]
+    criu: CriuArgs,
     /// Path to the bundle (the directory holding config.json).
     #[arg(short, long, default_value = ".", value_name = "DIR")]
     bundle: PathBuf,
@@ -110,15 +63,6 @@ pub struct RestoreArgs {
     /// Accepted for runc compatibility: CRIU always enters the root with pivot_root.
     #[arg(long)]
     no_pivot: bool,
-    /// Namespace to create empty instead of restoring it (only "network").
-    #[arg(long, value_name = "NS")]
-    empty_ns: Vec<String>,
-    /// Deduplicate pages as they are restored.
-    #[arg(long)]
-    auto_dedup: bool,
-    /// Use userfaultfd (not supported by cella).
-    #[arg(long)]
-    lazy_pages: bool,
     /// LSM profile for the restored processes (not supported by cella).
     #[arg(long, value_name = "TYPE:LABEL")]
     lsm_profile: Option<String>,
@@ -127,6 +71,74 @@ pub struct RestoreArgs {
     lsm_mount_context: Option<String>,
     /// Container id.
     id: String,
+}
+
+/// The options `checkpoint` and `restore` share, with runc's names.
+#[derive(clap::Args, Debug)]
+pub struct CriuArgs {
+    /// Directory of the CRIU image files.
+    #[arg(long, default_value = "checkpoint", value_name = "DIR")]
+    image_path: PathBuf,
+    /// Directory for CRIU's log and work files (default: the image directory).
+    #[arg(long, value_name = "DIR")]
+    work_path: Option<PathBuf>,
+    /// Allow established TCP connections.
+    #[arg(long)]
+    tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long)]
+    ext_unix_sk: bool,
+    /// Allow a shell job (a process with a controlling terminal outside).
+    #[arg(long)]
+    shell_job: bool,
+    /// Dump and restore file locks.
+    #[arg(long)]
+    file_locks: bool,
+    /// Cgroup handling: soft, full, strict or ignore.
+    #[arg(long, value_name = "MODE")]
+    manage_cgroups_mode: Option<String>,
+    /// Namespace to create empty at restore instead of restoring it (only "network").
+    #[arg(long, value_name = "NS")]
+    empty_ns: Vec<String>,
+    /// Deduplicate pages (the parent's as they are dumped, or as they are restored).
+    #[arg(long)]
+    auto_dedup: bool,
+    /// Use userfaultfd to restore memory lazily (not supported by cella).
+    #[arg(long)]
+    lazy_pages: bool,
+}
+
+impl CriuArgs {
+    /// The image and work directories, absolute (the work directory defaults to the image
+    /// directory).
+    fn dirs(&self) -> Result<(PathBuf, PathBuf)> {
+        let image = std::path::absolute(&self.image_path)?;
+        let work = match &self.work_path {
+            Some(w) => std::path::absolute(w)?,
+            None => image.clone(),
+        };
+        Ok((image, work))
+    }
+
+    /// CRIU's `--manage-cgroups` and the shared switches that are on.
+    fn flags(&self) -> Result<Vec<String>> {
+        let mut v = vec![match manage_cgroups(&self.manage_cgroups_mode)? {
+            Some(m) => format!("--manage-cgroups={m}"),
+            None => "--manage-cgroups".into(),
+        }];
+        for (on, flag) in [
+            (self.tcp_established, "--tcp-established"),
+            (self.ext_unix_sk, "--ext-unix-sk"),
+            (self.shell_job, "--shell-job"),
+            (self.file_locks, "--file-locks"),
+            (self.auto_dedup, "--auto-dedup"),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
+        }
+        Ok(v)
+    }
 }
 
 fn manage_cgroups(mode: &Option<String>) -> Result<Option<&'static str>> {
@@ -182,21 +194,9 @@ fn dump_argv(
         "--root".into(),
         rootfs.display().to_string(),
     ];
-    v.push(match manage_cgroups(&a.manage_cgroups_mode)? {
-        Some(m) => format!("--manage-cgroups={m}"),
-        None => "--manage-cgroups".into(),
-    });
-    for (on, flag) in [
-        (a.leave_running && !a.pre_dump, "--leave-running"),
-        (a.tcp_established, "--tcp-established"),
-        (a.ext_unix_sk, "--ext-unix-sk"),
-        (a.shell_job, "--shell-job"),
-        (a.file_locks, "--file-locks"),
-        (a.auto_dedup, "--auto-dedup"),
-    ] {
-        if on {
-            v.push(flag.into());
-        }
+    v.extend(a.criu.flags()?);
+    if a.leave_running && !a.pre_dump {
+        v.push("--leave-running".into());
     }
     if let Some(p) = &a.parent_path {
         v.push("--prev-images-dir".into());
@@ -213,13 +213,13 @@ fn dump_argv(
 }
 
 fn refuse_unsupported_checkpoint(a: &CheckpointArgs) -> Result<()> {
-    if a.lazy_pages || a.status_fd.is_some() {
+    if a.criu.lazy_pages || a.status_fd.is_some() {
         bail!("--lazy-pages/--status-fd: lazy restore through userfaultfd is not supported by cella; checkpoint without it");
     }
     if a.page_server.is_some() {
         bail!("--page-server: dumping to a CRIU page server is not supported by cella; use --image-path");
     }
-    empty_net(&a.empty_ns)?;
+    empty_net(&a.criu.empty_ns)?;
     Ok(())
 }
 
@@ -263,11 +263,7 @@ pub fn checkpoint(root: &StateRoot, a: CheckpointArgs) -> Result<i32> {
             );
         }
     }
-    let image = std::path::absolute(&a.image_path)?;
-    let work = match &a.work_path {
-        Some(w) => std::path::absolute(w)?,
-        None => image.clone(),
-    };
+    let (image, work) = a.criu.dirs()?;
     for d in [&image, &work] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
@@ -397,22 +393,8 @@ fn restore_argv(
         "--cgroup-root".into(),
         cgroup_root.to_string(),
     ];
-    v.push(match manage_cgroups(&a.manage_cgroups_mode)? {
-        Some(m) => format!("--manage-cgroups={m}"),
-        None => "--manage-cgroups".into(),
-    });
-    for (on, flag) in [
-        (a.tcp_established, "--tcp-established"),
-        (a.ext_unix_sk, "--ext-unix-sk"),
-        (a.shell_job, "--shell-job"),
-        (a.file_locks, "--file-locks"),
-        (a.auto_dedup, "--auto-dedup"),
-    ] {
-        if on {
-            v.push(flag.into());
-        }
-    }
-    if empty_net(&a.empty_ns)? {
+    v.extend(a.criu.flags()?);
+    if empty_net(&a.criu.empty_ns)? {
         v.push("--empty-ns".into());
         v.push("net".into());
     }
@@ -440,7 +422,7 @@ fn inherited_fds(descriptors: &[String]) -> Vec<(i32, String)> {
 
 /// `cella-runc restore`.
 pub fn restore(root: &StateRoot, a: RestoreArgs) -> Result<i32> {
-    if a.lazy_pages {
+    if a.criu.lazy_pages {
         bail!("--lazy-pages: lazy restore through userfaultfd is not supported by cella; restore without it");
     }
     if a.lsm_profile.is_some() || a.lsm_mount_context.is_some() {
@@ -460,11 +442,7 @@ pub fn restore(root: &StateRoot, a: RestoreArgs) -> Result<i32> {
     if spec.hooks().is_some() {
         bail!("hooks: restoring a container with OCI hooks is not supported by cella (CRIU would have to run them mid-restore); remove them from config.json");
     }
-    let image = std::path::absolute(&a.image_path)?;
-    let work = match &a.work_path {
-        Some(w) => std::path::absolute(w)?,
-        None => image.clone(),
-    };
+    let (image, work) = a.criu.dirs()?;
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let descriptors: Vec<String> = match std::fs::read(image.join(DESCRIPTORS)) {
         Ok(b) => serde_json::from_slice(&b).with_context(|| {
